@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what vidwatch needs from Debian: ffmpeg always; redis-server and rabbitmq-server
+# only when nothing answers on 127.0.0.1:6379 / :5672 (vidwatch up then starts private ones).
+set -euo pipefail
+
+need=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need+=(ffmpeg)
+answers() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+answers 6379 || command -v redis-server >/dev/null || need+=(redis-server)
+answers 5672 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "vidwatch needs: ${need[*]}. Install them with:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+fi
+echo "installing ${need[*]} (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# A package's post-install must not start a system-wide service under us.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

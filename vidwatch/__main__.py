@@ -1,0 +1,5 @@
+import sys
+
+from vidwatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Serve the API from a thread of the daemon process, and the readiness checks it runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from kombu import Connection
+
+from vidwatch.api.app import Check, DaemonView, create_app
+from vidwatch.config import Config
+from vidwatch.results.keys import Keys
+
+logger = logging.getLogger(__name__)
+
+BROKER_CHECK_TTL_S = 5.0
+
+
+class BrokerCheck:
+    """Connect to the broker (cached for a few seconds: /readyz may be polled often)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._cached: tuple[float, tuple[bool, Any]] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> tuple[bool, Any]:
+        with self._lock:
+            if self._cached and time.monotonic() - self._cached[0] < BROKER_CHECK_TTL_S:
+                return self._cached[1]
+            try:
+                with Connection(self.url, connect_timeout=3) as conn:
+                    conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+                    result: tuple[bool, Any] = (True, "connected")
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                result = (False, f"unreachable: {type(exc).__name__}: {exc}")
+            self._cached = (time.monotonic(), result)
+            return result
+
+
+def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
+    keys = Keys(config.redis.prefix)
+
+    def redis_check() -> tuple[bool, Any]:
+        daemon.client.ping()
+        return True, "ping ok"
+
+    def roots_check() -> tuple[bool, Any]:
+        detail = {}
+        ok = True
+        for root in config.watch.roots:
+            error = daemon.root_errors.get(Path(root))
+            if error is None and not (os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK)):
+                error = "missing or unreadable"
+            detail[str(root)] = error or "ok"
+            ok = ok and error is None
+        return ok, detail
+
+    def workers_check() -> tuple[bool, Any]:
+        names = sorted(daemon.client.scan_iter(match=keys.worker_pattern(), count=100))
+        workers = [name[len(keys.worker("")) :] for name in names]
+        return bool(workers), workers or "no worker seen"
+
+    return {
+        "redis": redis_check,
+        "broker": BrokerCheck(config.broker.url.get_secret_value()),
+        "roots": roots_check,
+        "workers": workers_check,
+    }
+
+
+class ApiServer:
+    """uvicorn in a thread; ``port`` is known once started (``listen`` may ask for port 0)."""
+
+    def __init__(self, config: Config, daemon: DaemonView, checks: dict[str, Check]) -> None:
+        app = create_app(daemon, checks)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=config.api.host, port=config.api.port, log_level="warning", lifespan="off",
+                access_log=False,
+            )
+        )
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise OSError("api: the HTTP server did not start (is the port in use?)")
+            time.sleep(0.05)
+        logger.info("api: listening on http://%s:%d", *self.address)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        sockets = self.server.servers[0].sockets
+        host, port = sockets[0].getsockname()[:2]
+        return host, port
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)

@@ -1,0 +1,101 @@
+"""The `vidwatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from vidwatch import __version__
+from vidwatch.config import Config, load_config
+from vidwatch.errors import ConfigError, VidwatchError
+from vidwatch.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidwatch", description="Recorded video in, indexed analysis out.")
+    parser.add_argument("--version", action="version", version=f"vidwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
+        return p
+
+    command("up", "daemon + one worker + API on this machine; starts Redis/RabbitMQ if none answers")
+    command("daemon", "the watcher/normalizer/publisher with the HTTP API (what systemd runs)")
+    worker = command("worker", "a Celery worker that analyses videos")
+    worker.add_argument("-Q", "--queues", default="gpu,cpu,summary", help="queues to consume (comma-separated)")
+    worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
+    tail = command("tail", "follow a results stream")
+    tail.add_argument("stream", nargs="?", default="events", help="events, summaries or detections:<camera>")
+    tail.add_argument("--group", help="read as this consumer group (entries acknowledged once printed)")
+    tail.add_argument("--consumer", default="tail", help="consumer name within --group")
+    tail.add_argument("--from-start", action="store_true", help="start at the oldest entry, not new ones")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--count", type=int, default=None, help="exit after this many entries")
+    tail.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without entries")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"vidwatch: {exc}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
+        return 2
+    setup_logging(config.log.level, args.command)
+    try:
+        return _dispatch(args, config)
+    except KeyboardInterrupt:
+        return 130
+    except VidwatchError as exc:
+        logger.error("%s", exc)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "up":
+        from vidwatch.up import run_up
+
+        return run_up(config, args.config)
+    if args.command == "daemon":
+        from vidwatch.daemon import run_daemon
+
+        return run_daemon(config)
+    if args.command == "worker":
+        from vidwatch.tasks.worker import run_worker
+
+        queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+        unknown = sorted(set(queues) - {"gpu", "cpu", "summary"})
+        if unknown or not queues:
+            raise ConfigError(f"--queues: unknown queue(s) {unknown or queues}: expected gpu, cpu, summary")
+        return run_worker(config, queues, args.concurrency or config.worker.concurrency)
+    if args.command == "tail":
+        return _tail(args, config)
+    return 2  # argparse only lets known commands through
+
+
+def _tail(args: argparse.Namespace, config: Config) -> int:
+    from vidwatch.results.connection import connect
+    from vidwatch.results.keys import Keys
+    from vidwatch.results.tail import follow, format_entry, stream_key
+
+    try:
+        key = stream_key(Keys(config.redis.prefix), args.stream)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    client = connect(config.redis)
+    entries = follow(
+        client, key, from_start=args.from_start, group=args.group, consumer=args.consumer,
+        idle_timeout_s=args.idle_timeout,
+    )
+    for seen, (entry_id, fields) in enumerate(entries, start=1):
+        print(format_entry(entry_id, fields, as_json=args.json), flush=True)  # noqa: T201 - the command's output
+        if args.count is not None and seen >= args.count:
+            break
+    return 0

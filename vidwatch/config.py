@@ -1,0 +1,303 @@
+"""The one configuration model: a TOML file plus ``VIDWATCH_<SECTION>__<KEY>`` overrides.
+
+>>> cfg = load_config(None, environ={"VIDWATCH_ANALYSIS__FPS": "2"})
+>>> cfg.analysis.fps
+2.0
+
+Where the file comes from: ``-c FILE``, else ``$VIDWATCH_CONFIG``, else
+``/etc/vidwatch/vidwatch.toml`` when it exists, else built-in defaults that work in the
+current folder (watch ``./inbox``, state under ``./var``). Relative paths are resolved
+against the current folder when the configuration is loaded. The result is frozen:
+load it once at the edge (the CLI) and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from vidwatch.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
+ENV_PREFIX = "VIDWATCH_"
+
+_DEFAULT_PATTERNS = ["*.mp4", "*.m4v", "*.mkv", "*.mov", "*.avi", "*.ts", "*.mts", "*.webm"]
+_DEFAULT_IGNORE = [".*", "*.part", "*.partial", "*.tmp", "*.temp", "*~", "*.crdownload", "*.swp"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _split_plain_lists(cls, value: Any, info: Any) -> Any:
+        """A plain string given for a list field (an environment override) is comma-separated."""
+        field = cls.model_fields[info.field_name]
+        origin = getattr(field.annotation, "__origin__", None)
+        if origin is list and isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class WatchConfig(_Section):
+    roots: list[Path] = Field(
+        default_factory=lambda: [Path("inbox")],
+        min_length=1,
+        description="Folders to watch, recursively (local disks, NFS/SMB mounts).",
+    )
+    patterns: list[str] = Field(
+        default_factory=lambda: list(_DEFAULT_PATTERNS),
+        min_length=1,
+        description="Shell patterns (case-insensitive) a file name must match to be a candidate.",
+    )
+    ignore: list[str] = Field(
+        default_factory=lambda: list(_DEFAULT_IGNORE),
+        description="Shell patterns of names (files or folders) never processed: hidden, temporary.",
+    )
+    mode: Literal["auto", "inotify", "poll"] = Field(
+        "auto", description="auto polls on network filesystems (NFS, SMB, FUSE), inotify elsewhere."
+    )
+    settle_seconds: float = Field(
+        2.0, gt=0, le=3600, description="Quiet period (no size or mtime change) before a file counts as complete."
+    )
+    rescan_seconds: float = Field(
+        300.0, ge=1, description="Period of the reconciliation walk that catches anything the observers missed."
+    )
+    poll_interval_seconds: float = Field(2.0, gt=0, le=600, description="Period of the polling observer.")
+    camera_pattern: str | None = Field(
+        None,
+        description="Regular expression with a group named 'camera', matched against the path relative to "
+        "its root; default: the first folder ('default' for files directly in a root).",
+    )
+
+    @field_validator("camera_pattern")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        if "camera" not in compiled.groupindex:
+            raise ValueError("needs a named group (?P<camera>...)")
+        return value
+
+
+class PathsConfig(_Section):
+    state_dir: Path = Field(Path("var"), description="Ledger-independent local state: private services, thumbnails.")
+    spool_dir: Path | None = Field(None, description="Normalized copies of sources; default <state_dir>/spool.")
+
+    @property
+    def spool(self) -> Path:
+        return self.spool_dir if self.spool_dir is not None else self.state_dir / "spool"
+
+
+class BrokerConfig(_Section):
+    url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672//"), description="RabbitMQ URL (AMQP 0-9-1), vhost included."
+    )
+    publish_timeout_seconds: float = Field(10.0, gt=0, description="How long a publish waits for its confirm.")
+
+    @field_validator("url")
+    @classmethod
+    def _amqp(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("amqp://", "amqps://", "pyamqp://")):
+            raise ValueError("expected an amqp:// or amqps:// URL")
+        return value
+
+
+class RedisConfig(_Section):
+    url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
+    prefix: str = Field("vidwatch", pattern=r"^[A-Za-z0-9_.:-]+$", description="Prefix of every key vidwatch writes.")
+    events_maxlen: int = Field(100_000, ge=100, description="Approximate MAXLEN of the events stream.")
+    detections_maxlen: int = Field(1_000_000, ge=100, description="Approximate MAXLEN of each detections stream.")
+    summaries_maxlen: int = Field(100_000, ge=100, description="Approximate MAXLEN of the summaries stream.")
+
+    @field_validator("url")
+    @classmethod
+    def _redis(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+
+class ApiConfig(_Section):
+    listen: str = Field("127.0.0.1:8787", description="HOST:PORT of the HTTP API (port 0: any free port).")
+    token: SecretStr | None = Field(None, description="Bearer token for write endpoints; none: they are refused.")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8787")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class AnalysisConfig(_Section):
+    fps: float = Field(5.0, gt=0, le=240, description="Frames per second analysed (decimated on decode).")
+    size: int = Field(640, ge=64, le=8192, description="Long side, in pixels, of the frames the engine sees.")
+    segment_seconds: float = Field(300.0, ge=5, description="Videos longer than this are analysed in segments.")
+    min_gap_seconds: float = Field(1.0, ge=0, description="Activity separated by less than this is one segment.")
+    min_activity_seconds: float = Field(0.0, ge=0, description="Activity segments shorter than this are dropped.")
+
+
+class EngineConfig(_Section):
+    kind: Literal["auto", "tensorrt", "onnx", "opencv"] = Field("auto", description="Inference engine.")
+    model: Path | None = Field(None, description="ONNX model for the onnx and tensorrt engines.")
+    batch: int = Field(8, ge=1, le=256, description="Frames per inference batch.")
+    detectors: list[Literal["motion", "person"]] = Field(
+        default_factory=lambda: ["motion", "person"], description="opencv engine: which classical detectors run."
+    )
+    motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
+    person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")
+
+
+class NormalizeConfig(_Section):
+    workers: int = Field(2, ge=1, le=64, description="Normalizations running at once.")
+    codecs: list[str] = Field(
+        default_factory=lambda: ["h264", "hevc"], description="Codecs remuxed as they are; others are transcoded."
+    )
+    max_height: int = Field(1080, ge=64, description="Taller inputs are transcoded down to this height.")
+    timeout_seconds: float = Field(60.0, gt=0, description="Base wall-clock limit of one ffmpeg run.")
+    timeout_per_media_second: float = Field(2.0, ge=0, description="Added to the limit per second of media.")
+    probe_attempts: int = Field(3, ge=1, description="Failed probes of a settled file before it is failed.")
+
+
+class WorkerConfig(_Section):
+    concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker`.")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="Period of the worker's liveness key in Redis.")
+
+
+class LogConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+
+class Config(BaseModel):
+    """The whole configuration; every section has working defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    source: str = Field("defaults", description="Where this configuration came from (set by load_config).")
+
+    def resolved(self, cwd: Path) -> Config:
+        """Absolute paths, relative ones taken from ``cwd``."""
+
+        def absolute(path: Path) -> Path:
+            return path if path.is_absolute() else (cwd / path)
+
+        watch = self.watch.model_copy(update={"roots": [absolute(r) for r in self.watch.roots]})
+        paths = self.paths.model_copy(
+            update={
+                "state_dir": absolute(self.paths.state_dir),
+                "spool_dir": absolute(self.paths.spool_dir) if self.paths.spool_dir else None,
+            }
+        )
+        engine = self.engine.model_copy(update={"model": absolute(self.engine.model) if self.engine.model else None})
+        return self.model_copy(update={"watch": watch, "paths": paths, "engine": engine})
+
+
+def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    """The file ``load_config`` reads, or None for built-in defaults."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("VIDWATCH_CONFIG"):
+        return Path(environ["VIDWATCH_CONFIG"])
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Read, merge and validate the configuration; raise :class:`ConfigError` naming key, value, why."""
+    environ = os.environ if environ is None else environ
+    source = config_path(path, environ)
+    data: dict[str, Any] = {}
+    if source is not None:
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config: {source}: file not found") from exc
+        except OSError as exc:
+            raise ConfigError(f"config: {source}: cannot read: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {source}: not valid TOML: {exc}") from exc
+    overrides = _env_overrides(environ)
+    for (section, key), value in overrides.items():
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"config: [{section}] is not a table in {source}")
+        target[key] = value
+    data["source"] = str(source) if source else "defaults"
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, overrides)) from exc
+    return config.resolved(cwd or Path.cwd())
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, str], Any]:
+    overrides: dict[tuple[str, str], Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name == "VIDWATCH_CONFIG":
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        if not section or not key:
+            continue
+        overrides[(section.lower(), key.lower())] = _parse_env_value(raw)
+    return overrides
+
+
+def _parse_env_value(raw: str) -> Any:
+    """An override is a TOML value where it parses as one (``5``, ``["a", "b"]``, ``true``), else a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _describe(exc: ValidationError, source: Path | None, overrides: Mapping[tuple[str, str], Any]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc)
+        origin = f"from {ENV_PREFIX}{loc[0].upper()}__{loc[1].upper()}" if tuple(loc[:2]) in overrides else None
+        if origin is None:
+            origin = f"in {source}" if source else "in the defaults"
+        value = error.get("input")
+        if error["type"] == "extra_forbidden":
+            lines.append(f"config: {key}: unknown key ({origin})")
+        else:
+            shown = "***" if any(word in key for word in ("url", "token")) else repr(value)
+            lines.append(f"config: {key} = {shown}: {error['msg']} ({origin})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

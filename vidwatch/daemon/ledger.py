@@ -1,0 +1,94 @@
+"""The ledger: which file versions vidwatch has seen, who owns them, and where they stand.
+
+The truth is in Redis (shared by every daemon on the same NAS); events and walks are
+hints. A video's record is created with an atomic claim, so of two daemons that find
+the same file, exactly one publishes it. Path hints (size + mtime per path) spare
+re-reading files already known; identity is always the content fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from vidwatch.daemon.fingerprint import Fingerprint
+from vidwatch.results.keys import Keys
+from vidwatch.results.records import Records
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_TTL_S = 15
+RESUMABLE_STATES = ("seen", "normalizing")
+
+# KEYS: video hash; ARGV: expected owner, new owner
+_TAKE_OVER = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[2])
+return 1
+"""
+
+
+def daemon_id_for(state_dir: Path) -> str:
+    """Stable per host and state folder, so a restarted daemon recognises its own records."""
+    return f"{socket.gethostname()}:{hashlib.sha256(str(state_dir).encode()).hexdigest()[:8]}"
+
+
+class Ledger:
+    def __init__(self, client: redis.Redis, keys: Keys, records: Records, daemon_id: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.records = records
+        self.daemon_id = daemon_id
+        self._take_over = client.register_script(_TAKE_OVER)
+
+    def known(self, path: str, size: int, mtime_ns: int) -> bool:
+        """True when this path, at this size and mtime, was already ledgered."""
+        hint = self.client.hget(self.keys.paths, path)
+        return bool(hint) and str(hint).startswith(f"{size}:{mtime_ns}:")
+
+    def remember(self, path: str, fp: Fingerprint) -> None:
+        self.client.hset(self.keys.paths, path, f"{fp.size}:{fp.mtime_ns}:{fp.video_id}")
+
+    def claim(self, path: str, fp: Fingerprint, fields: dict[str, Any]) -> bool:
+        """Create the video's record (state ``seen``, event ``detected``); False when another has it."""
+        record = {
+            **fields,
+            "path": path,
+            "fingerprint": fp.digest,
+            "size": fp.size,
+            "mtime_ns": fp.mtime_ns,
+            "owner": self.daemon_id,
+        }
+        won = self.records.create(fp.video_id, record, path=path)
+        self.remember(path, fp)
+        return won
+
+    def heartbeat(self) -> None:
+        self.client.set(self.keys.daemon(self.daemon_id), "1", ex=HEARTBEAT_TTL_S)
+
+    def release(self) -> None:
+        self.client.delete(self.keys.daemon(self.daemon_id))
+
+    def resumable(self, *, include_own: bool) -> list[dict[str, str]]:
+        """Records before ``queued`` whose owner is gone (or is this daemon, at start-up); now owned by us."""
+        out = []
+        for video_id in sorted(self.records.inflight()):
+            record = self.records.get(video_id)
+            if record.get("state") not in RESUMABLE_STATES:
+                continue
+            owner = record.get("owner", "")
+            if owner == self.daemon_id and not include_own:
+                continue
+            if owner != self.daemon_id:
+                if owner and self.client.exists(self.keys.daemon(owner)):
+                    continue
+                if not self._take_over(keys=[self.keys.video(video_id)], args=[owner, self.daemon_id]):
+                    continue
+                logger.info("ledger: taking over video=%s from %s", video_id, owner or "nobody")
+            out.append(record)
+        return out

@@ -1,0 +1,62 @@
+"""Publish one task message per video: persistent, to a durable queue, confirmed by the broker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery
+from kombu.connection import Connection
+
+from vidwatch.errors import PublishError
+from vidwatch.tasks.app import ANALYZE_TASK
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def task_id(video_id: str, segment: str = "analyze") -> str:
+    """Deterministic per video version and unit of work, so a duplicate publish is recognisable."""
+    return f"{video_id}.{segment}"
+
+
+class Publisher:
+    """Holds one broker connection (reopened after a failure); safe to call from several threads."""
+
+    def __init__(self, app: Celery, queue: str) -> None:
+        self.app = app
+        self.task_name = ANALYZE_TASK[queue]
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+
+    def publish(self, video_id: str) -> None:
+        """Return once the broker confirmed the message; raise :class:`PublishError` otherwise."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    connection = self.app.connection_for_write()
+                    connection.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT_S)
+                    self._connection = connection
+                self.app.send_task(
+                    self.task_name,
+                    args=[video_id],
+                    task_id=task_id(video_id),
+                    connection=self._connection,
+                    retry=False,
+                )
+            except Exception as exc:  # kombu/amqp/socket errors all mean "not confirmed"
+                self._reset()
+                raise PublishError(f"publish: video {video_id}: broker did not confirm: {exc}") from exc
+
+    def _reset(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:
+                logger.debug("publish: closing a broken connection failed", exc_info=True)
+            self._connection = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()

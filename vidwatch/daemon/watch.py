@@ -1,0 +1,102 @@
+"""watchdog observers on the roots. Events are hints: handlers only enqueue paths.
+
+``mode = "auto"`` polls on network filesystems (NFS, SMB, FUSE…), where writes made
+by other hosts raise no inotify event, and uses inotify elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+logger = logging.getLogger(__name__)
+
+NETWORK_FILESYSTEMS = {
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse", "fuseblk", "sshfs", "9p", "ceph", "glusterfs",
+    "lustre", "gpfs", "afs", "davfs", "virtiofs",
+}
+
+
+def filesystem_type(path: Path, mountinfo: str | None = None) -> str:
+    """The filesystem type of the mount holding ``path``, from /proc/self/mountinfo."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return "unknown"
+    target = os.path.realpath(path)
+    best, best_type = "", "unknown"
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or not right:
+            continue
+        mount_point = fields[4].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, right.split()[0]
+    return best_type
+
+
+def choose_mode(mode: str, root: Path, mountinfo: str | None = None) -> str:
+    """"inotify" or "poll" for a root; ``auto`` polls on network and FUSE filesystems."""
+    if mode != "auto":
+        return mode
+    fstype = filesystem_type(root, mountinfo)
+    base = fstype.split(".")[0]
+    return "poll" if base in NETWORK_FILESYSTEMS or base.startswith("fuse") else "inotify"
+
+
+class EnqueueHandler(FileSystemEventHandler):
+    """Puts the path of every relevant event on a queue; does nothing slow on the observer thread."""
+
+    def __init__(self, sink: queue.Queue[tuple[str, str]]) -> None:
+        self.sink = sink
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.event_type == "moved":
+            self.sink.put(("moved", os.fsdecode(event.dest_path)))
+            if event.is_directory:
+                self.sink.put(("dir", os.fsdecode(event.dest_path)))
+            return
+        if event.event_type == "deleted":
+            self.sink.put(("deleted", os.fsdecode(event.src_path)))
+            return
+        if event.is_directory:
+            if event.event_type == "created":
+                self.sink.put(("dir", os.fsdecode(event.src_path)))
+            return
+        self.sink.put((event.event_type, os.fsdecode(event.src_path)))
+
+
+def start_observer(root: Path, mode: str, handler: EnqueueHandler, poll_interval_s: float) -> BaseObserver:
+    """Start an observer on ``root``; falls back to polling when inotify watches run out."""
+    if mode == "poll":
+        observer: BaseObserver = PollingObserver(timeout=poll_interval_s)
+    else:
+        observer = Observer()
+    observer.schedule(handler, str(root), recursive=True)
+    try:
+        observer.start()
+    except OSError as exc:
+        if mode == "poll" or exc.errno != 28:
+            raise
+        logger.warning(
+            "watch %s: inotify watches exhausted (%s); polling this root instead. Fix: "
+            "sysctl fs.inotify.max_user_watches=1048576",
+            root,
+            exc,
+        )
+        observer = PollingObserver(timeout=poll_interval_s)
+        observer.schedule(handler, str(root), recursive=True)
+        observer.start()
+    return observer

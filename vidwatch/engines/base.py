@@ -1,0 +1,105 @@
+"""The engine interface, the detection type, and the registry of engines.
+
+An engine is one module: a class with ``kind`` that implements :class:`Engine` and is
+registered with :func:`register`. Heavy runtimes are imported in ``load()`` so every
+host can import every engine module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from vidwatch.config import EngineConfig
+from vidwatch.errors import EngineError, EngineUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One object in one frame; ``box`` is ``(x1, y1, x2, y2)`` in pixels of the frame it was found in."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+    track: int | None = None
+
+    def __post_init__(self) -> None:
+        x1, y1, x2, y2 = self.box
+        if not (x2 >= x1 and y2 >= y1):
+            raise ValueError(f"box: expected x1 <= x2 and y1 <= y2, got {self.box}")
+
+    def scaled(self, sx: float, sy: float) -> Detection:
+        x1, y1, x2, y2 = self.box
+        return Detection(self.label, self.score, (x1 * sx, y1 * sy, x2 * sx, y2 * sy), self.track)
+
+    def with_track(self, track: int) -> Detection:
+        return Detection(self.label, self.score, self.box, track)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "score": round(self.score, 4),
+            "box": [round(v, 1) for v in self.box],
+            "track": self.track,
+        }
+
+
+class Engine(Protocol):
+    """Load once per worker process, then ``infer`` batches of frames of one video in order."""
+
+    kind: str
+
+    def load(self) -> None: ...
+
+    def reset(self) -> None:
+        """Forget per-video state (background models) before a new video or segment."""
+
+    def infer(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detections per frame, boxes in the pixels of the given frames."""
+
+    def close(self) -> None: ...
+
+
+EngineFactory = Callable[[EngineConfig, float], Engine]
+_REGISTRY: dict[str, EngineFactory] = {}
+
+
+def register(kind: str) -> Callable[[EngineFactory], EngineFactory]:
+    """Register an engine factory under ``kind``; a duplicate kind is an error."""
+
+    def decorator(factory: EngineFactory) -> EngineFactory:
+        if kind in _REGISTRY:
+            raise EngineError(f"engine kind {kind!r} registered twice")
+        _REGISTRY[kind] = factory
+        return factory
+
+    return decorator
+
+
+def registered() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def choose_kind(config: EngineConfig) -> tuple[str, str]:
+    """The engine ``kind = "auto"`` resolves to, and why."""
+    if config.kind != "auto":
+        return config.kind, "configured"
+    if config.model is not None and "onnx" in _REGISTRY:
+        return "onnx", f"a model is configured ({config.model})"
+    return "opencv", "no model configured: classical motion and people detection"
+
+
+def create_engine(config: EngineConfig, fps: float) -> Engine:
+    """Build (not load) the configured engine."""
+    kind, why = choose_kind(config)
+    factory = _REGISTRY.get(kind)
+    if factory is None:
+        raise EngineUnavailable(f"engine {kind!r} is not available in this build (have: {', '.join(registered())})")
+    logger.info("engine: %s (%s)", kind, why)
+    return factory(config, fps)

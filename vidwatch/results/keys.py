@@ -1,0 +1,76 @@
+"""Every Redis key vidwatch uses, under one prefix (``[redis] prefix``, default ``vidwatch``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STREAMS = ("events", "summaries")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names; the layout is a public contract (see ARCHITECTURE.md).
+
+    >>> Keys("vidwatch").detections("cam1")
+    'vidwatch:detections:cam1'
+    """
+
+    prefix: str = "vidwatch"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # public contract
+    @property
+    def events(self) -> str:
+        return self._k("events")
+
+    @property
+    def summaries(self) -> str:
+        return self._k("summaries")
+
+    def detections(self, camera: str) -> str:
+        return self._k("detections", camera)
+
+    def video(self, video_id: str) -> str:
+        return self._k("video", video_id)
+
+    @property
+    def index_time(self) -> str:
+        return self._k("index", "time")
+
+    def index_camera(self, camera: str) -> str:
+        return self._k("index", "camera", camera)
+
+    def index_label(self, label: str) -> str:
+        return self._k("index", "label", label)
+
+    # internal
+    @property
+    def paths(self) -> str:
+        """hash: source path -> "size:mtime_ns:video_id" (a hint that spares re-reading known files)."""
+        return self._k("ledger", "paths")
+
+    @property
+    def inflight(self) -> str:
+        """set: video ids not yet done or failed."""
+        return self._k("ledger", "inflight")
+
+    def daemon(self, daemon_id: str) -> str:
+        """string with a TTL: a daemon instance is alive."""
+        return self._k("daemon", daemon_id)
+
+    def worker(self, name: str) -> str:
+        """hash with a TTL: a worker is alive, its queues and engine."""
+        return self._k("worker", name)
+
+    def worker_pattern(self) -> str:
+        return self._k("worker", "*")
+
+    def segment_done(self, video_id: str, segment: int) -> str:
+        """string: the segment's detections are written (the idempotency marker)."""
+        return self._k("segment", video_id, str(segment))
+
+    def stream(self, name: str) -> str:
+        """A stream by its short name: ``events``, ``summaries`` or ``detections:<camera>``."""
+        return self._k(name)

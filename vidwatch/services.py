@@ -1,0 +1,131 @@
+"""Reuse Redis and RabbitMQ where they answer; else start private ones under the state folder."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import redis
+from kombu import Connection
+
+from vidwatch.errors import ConfigError, VidwatchError
+from vidwatch.procs import spawn, stop
+
+logger = logging.getLogger(__name__)
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+REDIS_START_S = 20.0
+RABBIT_START_S = 90.0
+
+
+@dataclass
+class PrivateService:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        code = stop(self.proc, self.name, ((signal.SIGTERM, 30.0),))
+        logger.info("stopped private %s (exit %s)", self.name, code)
+
+
+def redis_answers(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def broker_answers(url: str, timeout_s: float = 3.0) -> bool:
+    try:
+        with Connection(url, connect_timeout=timeout_s) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "does not answer"
+        return False
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _local_port(url: str, default_port: int, key: str) -> int:
+    parsed = urlparse(url)
+    if parsed.hostname not in LOCAL_HOSTS:
+        raise VidwatchError(f"{key}: {parsed.hostname} does not answer, and vidwatch only starts local servers")
+    return parsed.port or default_port
+
+
+def _wait(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if proc.poll() is not None:
+            raise VidwatchError(f"{what} exited with {proc.returncode} at start; see {log}")
+        if time.monotonic() > deadline:
+            raise VidwatchError(f"{what} did not answer within {timeout_s:.0f} s; see {log}")
+        time.sleep(0.25)
+
+
+def start_redis(url: str, state_dir: Path) -> PrivateService:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ConfigError("redis.url: nothing answers and redis-server is not installed (apt-get install redis-server)")
+    port = _local_port(url, 6379, "redis.url")
+    folder = state_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "redis.log"
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+            "--appendonly", "no", "--daemonize", "no", "--logfile", str(log)]
+    proc = spawn(args)
+    logger.info("started private redis-server on port %d (data in %s)", port, folder)
+    _wait(lambda: redis_answers(url, 0.5), "redis-server", proc, REDIS_START_S, log)
+    return PrivateService("redis-server", proc)
+
+
+def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
+    binary = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
+    if not Path(binary).exists():
+        raise ConfigError(
+            "broker.url: nothing answers and rabbitmq-server is not installed (apt-get install rabbitmq-server)"
+        )
+    port = _local_port(url, 5672, "broker.url")
+    folder = (state_dir / "rabbitmq").resolve()
+    (folder / "log").mkdir(parents=True, exist_ok=True)
+    (folder / "enabled_plugins").write_text("[].\n")
+    node = f"vidwatch{port}@localhost"
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(folder),
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_BASE": str(folder),
+        "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(folder / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+        "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"),
+        "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+    }
+    proc = spawn([binary], env=env, log_path=str(folder / "log" / "console.log"))
+    logger.info("started private rabbitmq-server %s on port %d (data in %s)", node, port, folder)
+    default_vhost = urlparse(url)._replace(path="/").geturl()
+    _wait(lambda: broker_answers(default_vhost, 1.0), "rabbitmq-server", proc, RABBIT_START_S, folder / "log")
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    vhost = unquote(urlparse(url).path[1:]) or "/"
+    if vhost != "/":
+        for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+            subprocess.run([ctl, "-n", node, *args], env=env, capture_output=True, timeout=60, check=False)
+    return PrivateService("rabbitmq-server", proc)  # SIGTERM makes the Erlang VM shut down cleanly

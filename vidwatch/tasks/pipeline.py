@@ -1,0 +1,98 @@
+"""Analyse one spooled video: decode → engine → track → summary. No Celery in here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vidwatch.config import Config
+from vidwatch.engines.base import Detection, Engine
+from vidwatch.media.decode import Frame, FrameReader, decode_size
+from vidwatch.media.probe import Probe
+from vidwatch.results.summary import SummaryBuilder
+from vidwatch.results.writer import FrameResult
+from vidwatch.tasks.track import Tracker
+
+logger = logging.getLogger(__name__)
+
+TRACK_MAX_AGE_S = 1.0
+DECODE_TIMEOUT_PER_MEDIA_S = 4.0
+
+
+@dataclass
+class Analysis:
+    frames: list[FrameResult]
+    summary: SummaryBuilder
+    duration_s: float
+    wall_s: float
+    best_frame: np.ndarray | None = None
+    best_detections: list[Detection] = field(default_factory=list)
+
+
+def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysis:
+    """Run the engine over every analysed frame of ``path``; boxes come back in source pixels."""
+    fps = config.analysis.fps
+    size = decode_size(facts.width, facts.height, config.analysis.size)
+    sx, sy = facts.width / size[0], facts.height / size[1]
+    started = time.monotonic()
+    reader = FrameReader(
+        path, fps=fps, size=size, timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * facts.duration_s
+    )
+    engine.reset()
+    tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)))
+    builder = SummaryBuilder(
+        fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
+    )
+    result = Analysis([], builder, facts.duration_s, 0.0)
+    best_area = 0.0
+
+    def flush(batch: list[Frame]) -> None:
+        nonlocal best_area
+        outputs = engine.infer([f.image for f in batch])
+        for frame, found in zip(batch, outputs, strict=True):
+            tracked = tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
+            builder.add(frame.pts_s, tracked)
+            if tracked:
+                result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
+                area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
+                if area > best_area:
+                    best_area, result.best_frame, result.best_detections = area, frame.image, tracked
+
+    batch: list[Frame] = []
+    for frame in reader:
+        batch.append(frame)
+        if len(batch) >= config.engine.batch:
+            flush(batch)
+            batch = []
+    if batch:
+        flush(batch)
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+def save_thumbnail(analysis: Analysis, facts: Probe, target: Path) -> Path | None:
+    """The busiest analysed frame with its boxes drawn, as a JPEG; None when nothing was detected."""
+    if analysis.best_frame is None:
+        return None
+    image = cv2.resize(analysis.best_frame, (facts.width, facts.height)) if facts.width <= 1920 else None
+    if image is None:
+        image = analysis.best_frame.copy()
+        scale = (analysis.best_frame.shape[1] / facts.width, analysis.best_frame.shape[0] / facts.height)
+    else:
+        scale = (1.0, 1.0)
+    for det in analysis.best_detections:
+        x1, y1, x2, y2 = (int(v * s) for v, s in zip(det.box, scale * 2, strict=True))
+        cv2.rectangle(image, (x1, y1), (x2, y2), (0, 255, 0), 2)
+        cv2.putText(image, f"{det.label} {det.track}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 255, 0), 1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part.jpg")
+    if not cv2.imwrite(str(partial), image):
+        return None
+    partial.replace(target)
+    return target
