@@ -18,7 +18,7 @@ import ffmpeg
 import numpy as np
 
 from vidwatch.errors import SourceError
-from vidwatch.media.run import STDERR_TAIL_LINES, kill_group
+from vidwatch.media.run import STDERR_TAIL_LINES, close_pipes, kill_group
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,8 @@ class FrameReader:
             self.returncode = proc.wait()
             timer.cancel()
             stderr_thread.join(timeout=5)
+            reader.join(timeout=5)
+            close_pipes(proc)
         if self.returncode != 0:
             last = self._stderr[-1] if self._stderr else f"exit {self.returncode}"
             raise SourceError(f"decode: {self.path}: ffmpeg failed: {last}")

@@ -60,6 +60,8 @@ def probe(path: Path, *, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
     if result.returncode != 0:
         reason = result.stderr_tail.splitlines()[-1] if result.stderr_tail else f"exit {result.returncode}"
         if "moov atom not found" in result.stderr_tail:
+            if not _looks_like_mp4(path):
+                raise SourceError(f"probe: {path}: not a video (named like an MP4, but has no MP4 structure)")
             raise NotReadyError(f"probe: {path}: truncated or still being written (moov atom not found)")
         raise SourceError(f"probe: {path}: not a readable video ({_short(reason, path)})")
     try:
@@ -67,6 +69,16 @@ def probe(path: Path, *, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
     except json.JSONDecodeError as exc:
         raise SourceError(f"probe: {path}: ffprobe printed no JSON") from exc
     return _facts(path, data, size)
+
+
+MP4_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
+
+
+def _looks_like_mp4(path: Path) -> bool:
+    """An MP4/MOV starts with a box header: 4 bytes of size, then a known type."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    return len(head) == 8 and head[4:8] in MP4_BOXES
 
 
 def _short(reason: str, path: Path) -> str:

@@ -43,6 +43,12 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -112,6 +118,7 @@ def run_ffmpeg(
                 break
     for thread in threads:
         thread.join(timeout=5)
+    close_pipes(proc)
     wall_s = time.monotonic() - started
     stderr_tail = "\n".join(tail)
     if reason:
