@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import redis
+
 from vidwatch import __version__
 from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError, VidwatchError
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except VidwatchError as exc:
         logger.error("%s", exc)
+        return 1
+    except redis.ConnectionError as exc:
+        logger.error("redis.url: cannot reach Redis: %s", exc)
         return 1
 
 

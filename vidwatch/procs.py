@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -57,8 +58,6 @@ def stop(
             logger.warning("%s still running %.0f s after %s", name, grace_s, signal.Signals(sig).name)
     if proc.poll() is None:
         logger.warning("%s: killing it", name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return proc.wait()

@@ -94,9 +94,16 @@ def start_redis(url: str, state_dir: Path) -> PrivateService:
     return PrivateService("redis-server", proc)
 
 
+def _rabbit_tool(name: str) -> str | None:
+    """RabbitMQ's own script: Debian's /usr/sbin wrapper would switch to the rabbitmq user,
+    who cannot write our state folder, and drop our environment."""
+    direct = Path("/usr/lib/rabbitmq/bin") / name
+    return str(direct) if direct.exists() else shutil.which(name)
+
+
 def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
-    binary = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
-    if not Path(binary).exists():
+    binary = _rabbit_tool("rabbitmq-server")
+    if binary is None:
         raise ConfigError(
             "broker.url: nothing answers and rabbitmq-server is not installed (apt-get install rabbitmq-server)"
         )
@@ -123,7 +130,7 @@ def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
     logger.info("started private rabbitmq-server %s on port %d (data in %s)", node, port, folder)
     default_vhost = urlparse(url)._replace(path="/").geturl()
     _wait(lambda: broker_answers(default_vhost, 1.0), "rabbitmq-server", proc, RABBIT_START_S, folder / "log")
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    ctl = _rabbit_tool("rabbitmqctl") or "rabbitmqctl"
     vhost = unquote(urlparse(url).path[1:]) or "/"
     if vhost != "/":
         for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):

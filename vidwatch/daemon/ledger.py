@@ -75,11 +75,12 @@ class Ledger:
         self.client.delete(self.keys.daemon(self.daemon_id))
 
     def resumable(self, *, include_own: bool) -> list[dict[str, str]]:
-        """Records before ``queued`` whose owner is gone (or is this daemon, at start-up); now owned by us."""
+        """Records not yet confirmed by the broker whose owner is gone (or is this daemon); now owned by us."""
         out = []
         for video_id in sorted(self.records.inflight()):
             record = self.records.get(video_id)
-            if record.get("state") not in RESUMABLE_STATES:
+            unconfirmed = record.get("state") == "queued" and record.get("published") == "0"
+            if record.get("state") not in RESUMABLE_STATES and not unconfirmed:
                 continue
             owner = record.get("owner", "")
             if owner == self.daemon_id and not include_own:

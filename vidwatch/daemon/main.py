@@ -105,6 +105,9 @@ class Daemon:
         self._walker.start()
         self.ledger.heartbeat()
         self._resume()
+        for root in self.rules.roots:  # reconcile: whatever arrived while we were down
+            self._walk_queue.put(root)
+        self._next["rescan"] = time.monotonic() + self.config.watch.rescan_seconds
         logger.info(
             "daemon %s watching %s (queue %s, settle %.1f s)",
             self.ledger.daemon_id,
@@ -177,7 +180,7 @@ class Daemon:
         """Nothing settling, normalizing or waiting to be published (a test and shutdown hook)."""
         return (
             self.events.empty()
-            and self._walk_queue.empty()
+            and self._walk_queue.unfinished_tasks == 0
             and not len(self.tracker)
             and not self._busy_paths
             and not self._active_videos
@@ -324,6 +327,14 @@ class Daemon:
         self._publish(video_id, path, attempt=0)
 
     def _publish(self, video_id: str, path: str, attempt: int) -> None:
+        """Mark ``queued`` (so events stay in order even when a worker is quick), then publish.
+
+        ``published`` stays "0" until the broker confirms: a restart republishes those.
+        """
+        if attempt == 0:
+            self.records.transition(
+                video_id, "queued", {"published": "0"}, event="queued", path=path, detail={"queue": self.queue}
+            )
         try:
             self.publisher.publish(video_id)
         except PublishError as exc:
@@ -333,19 +344,24 @@ class Daemon:
             with self._active_lock:
                 self._publish_retries[video_id] = (time.monotonic() + delay, attempt + 1, path)
             return
-        self.records.transition(video_id, "queued", event="queued", path=path, detail={"queue": self.queue})
+        self.records.mark_published(video_id)
 
     def _resume_video(self, record: dict[str, str]) -> None:
         video_id, path = record["video_id"], record.get("path", "")
         try:
             source = Path(path)
             spooled = Path(record.get("spool_path") or self.config.paths.spool / f"{video_id}.mp4")
-            if not spooled.exists():
+            if spooled.exists():
+                if record.get("state") == "queued":
+                    self._publish(video_id, path, attempt=1)
+                    return
+                facts = probe(spooled)
+            else:
                 fp = fingerprint(source)
                 if fp.video_id != video_id:
                     self.records.fail(video_id, f"ingest: {path}: source changed before it was normalized", path=path)
                     return
-            facts = probe(source)
+                facts = probe(source)
             self._normalize_and_publish(video_id, path, facts)
         except FileNotFoundError:
             self.records.fail(video_id, f"ingest: {path}: source disappeared before it was normalized", path=path)
@@ -410,14 +426,16 @@ class Daemon:
     def _walk_loop(self) -> None:
         while True:
             folder = self._walk_queue.get()
-            if folder is None or self.stop_event.is_set():
-                return
             try:
+                if folder is None or self.stop_event.is_set():
+                    return
                 self._walk(folder)
             except REDIS_ERRORS as exc:
                 logger.warning("walk %s: Redis unreachable (%s); the next rescan will cover it", folder, exc)
             except OSError as exc:
                 logger.warning("walk %s: %s", folder, exc)
+            finally:
+                self._walk_queue.task_done()
 
     def _walk(self, folder: Path) -> None:
         batch: list[tuple[str, os.stat_result]] = []

@@ -109,5 +109,9 @@ class Records:
         """End the video as ``failed`` with ``reason`` and a ``failed`` event (once)."""
         return self.transition(video_id, "failed", {"error": reason}, event="failed", path=path, detail=reason)
 
+    def mark_published(self, video_id: str) -> None:
+        """The broker confirmed the video's task message."""
+        self.client.hset(self.keys.video(video_id), "published", "1")
+
     def inflight(self) -> set[str]:
         return self.client.smembers(self.keys.inflight)  # type: ignore[return-value]
