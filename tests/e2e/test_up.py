@@ -96,7 +96,7 @@ def test_dropped_files_become_exactly_one_summary_each(
     finally:
         up.send_signal(signal.SIGTERM)
         try:
-            code = up.wait(timeout=40)
+            code = up.wait(timeout=30)  # stops cleanly within 30 s
         finally:
             if up.poll() is None:
                 up.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,27 @@ def test_decode_and_opencv_motion_find_the_moving_square(ffmpeg: str, clip: Path
     moving = [f.pts_s for f, found in zip(frames, engine.infer([f.image for f in frames]), strict=True) if found]
     assert moving and min(moving) >= 1.9 and max(moving) <= 4.5
     assert all(box.label == "motion" for found in engine.infer([frames[15].image]) for box in found)
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("a.mkv", []),
+        ("a.mov", ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", "-shortest"]),
+        ("a.m4v", ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", "-shortest"]),
+    ],
+)
+def test_ordinary_containers_remux_into_mp4_without_audio(ffmpeg: str, tmp_path: Path, name: str, extra: list) -> None:
+    base = moving_square_clip(tmp_path / "base.mp4", seconds=2)
+    source = tmp_path / name
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(base), *extra, "-map", "0:v", *(["-map", "1:a"] if extra else []),
+         "-c:v", "copy", str(source)],
+        check=True, timeout=60,
+    )
+    facts = probe(source)
+    assert facts.has_audio is bool(extra)
+    result = normalize(source, tmp_path / "out.mp4", facts, NormalizeConfig())
+    assert result.method == "remux"
+    out = probe(result.path)
+    assert (out.codec, out.has_audio) == ("h264", False)
