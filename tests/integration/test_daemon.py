@@ -101,3 +101,27 @@ def test_bad_input_fails_with_a_reason_and_the_daemon_keeps_going(
     assert "not a video" in failed[str(site["inbox"] / "cam1" / "notes.mp4")]
     assert "empty file" in failed[str(site["inbox"] / "cam1" / "empty.mkv")]
     assert ("queued", fingerprint(good).video_id) in events(redis_client, keys)
+
+
+def test_submit_ingests_now_and_refuses_paths_outside_the_roots(
+    config: Config, site: dict, redis_client: redis.Redis, ffmpeg: str, tmp_path: Path
+) -> None:
+    from vidwatch.errors import SourceError
+
+    keys = Keys(site["prefix"])
+    outside = moving_square_clip(tmp_path / "outside" / "x.mp4", seconds=2)
+    (site["inbox"] / "link").symlink_to(outside.parent)
+    with running(config) as daemon:
+        wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+        with pytest.raises(SourceError, match="not inside a watched root"):
+            daemon.submit(site["inbox"] / "link" / "x.mp4")  # a symlink out of the root
+        with pytest.raises(SourceError, match="not a file"):
+            daemon.submit(site["inbox"])
+        inside = shutil.copy(outside, site["inbox"] / "cam1.mp4")
+        video_id = daemon.submit(inside)
+        assert video_id == fingerprint(outside).video_id
+        wait_for(lambda: redis_client.hget(keys.video(video_id), "published") == "1", timeout_s=30,
+                 what="the submitted file to be published")
+        daemon.submit(inside)  # again: the ledger knows it
+        wait_for(daemon.idle, timeout_s=30, what="the daemon to settle")
+    assert [kind for kind, _ in events(redis_client, keys)] == ["detected", "normalized", "queued"]

@@ -176,6 +176,26 @@ class Daemon:
                 self._walk_queue.put(root)
             self._next["rescan"] = now + self.config.watch.rescan_seconds
 
+    def submit(self, path: str | Path) -> str:
+        """Ingest ``path`` now, skipping the settle wait (``vidwatch submit``, ``POST /jobs``).
+
+        The path must resolve (symlinks included) inside a root. Returns the video id the
+        file will have; the ledger decides as for a dropped file whether it is new.
+        """
+        resolved = Path(path).resolve()
+        roots = [root.resolve() for root in self.rules.roots]
+        if not any(resolved == root or root in resolved.parents for root in roots):
+            raise SourceError(f"submit: {path}: not inside a watched root ({', '.join(map(str, roots))})")
+        if not resolved.is_file():
+            raise SourceError(f"submit: {path}: not a file")
+        try:
+            video_id = fingerprint(resolved).video_id
+        except OSError as exc:
+            raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
+        inside = next(root for root in self.rules.roots if root.resolve() in (resolved, *resolved.parents))
+        self.events.put(("submit", str(inside / resolved.relative_to(inside.resolve()))))
+        return video_id
+
     def idle(self) -> bool:
         """Nothing settling, normalizing or waiting to be published (a test and shutdown hook)."""
         return (
@@ -223,6 +243,11 @@ class Daemon:
             elif kind == "retry":
                 self._busy_paths.discard(path)
                 self.tracker.defer(path, now=now, delay_s=self.config.watch.settle_seconds)
+            elif kind == "submit":
+                self.tracker.forget(path)
+                if path not in self._busy_paths:
+                    self._busy_paths.add(path)
+                    self.pool.submit(self._guard, path, self._ingest, path, True)
             elif self.rules.is_candidate(Path(path)):
                 self.tracker.touch(path, now=now)
 
