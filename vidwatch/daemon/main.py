@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.observers: dict[Path, Any] = {}
         self.root_errors: dict[Path, str] = {}
+        self._root_ids: dict[Path, tuple[int, int]] = {}
         self.started_at = time.time()
         self.last_tick = time.monotonic()
         self.redis_ok = False
@@ -410,21 +412,24 @@ class Daemon:
 
     # ---------------------------------------------------------------- observers
     def _supervise_observers(self) -> None:
+        """(Re)start observers; a root that vanished or was remounted gets a fresh one and a rescan."""
         for root in self.rules.roots:
             observer = self.observers.get(root)
-            if observer is not None and observer.is_alive():
+            identity = self._root_identity(root)
+            if identity is None:
+                if root not in self.root_errors:
+                    logger.error("watch %s: missing or unreadable; waiting for it to come back", root)
+                self.root_errors.setdefault(root, "missing or not a folder")
+                if observer is not None:
+                    observer.stop()
+                    self.observers.pop(root)
+                continue
+            if observer is not None and observer.is_alive() and self._root_ids.get(root) == identity:
                 continue
             if observer is not None:
-                logger.warning("watch %s: observer died; restarting it", root)
-            try:
-                present = self.fs.call(str(root), root.is_dir)
-            except OSError as exc:
-                present, self.root_errors[root] = False, str(exc)
-            if not present:
-                if root not in self.root_errors:
-                    logger.error("watch %s: missing or not a folder; waiting for it", root)
-                self.root_errors.setdefault(root, "missing or not a folder")
-                continue
+                why = "died" if not observer.is_alive() else "watches a folder that is no longer the root"
+                logger.warning("watch %s: observer %s; restarting it", root, why)
+                observer.stop()
             mode = choose_mode(self.config.watch.mode, root)
             try:
                 self.observers[root] = self._start_observer(root, mode)
@@ -432,10 +437,24 @@ class Daemon:
                 self.root_errors[root] = f"cannot watch: {exc}"
                 logger.error("watch %s: cannot start observer: %s", root, exc)
                 continue
+            self._root_ids[root] = identity
             if root in self.root_errors or observer is not None:
+                logger.info("watch %s: back; rescanning", root)
                 self.rescan(root)  # catch up on what happened while unwatched
             self.root_errors.pop(root, None)
             logger.info("watch %s: %s", root, mode)
+
+    def _root_identity(self, root: Path) -> tuple[int, int] | None:
+        """(device, inode) of the root folder, or None when it is missing, unreadable or stuck."""
+        try:
+            st = self.fs.call(str(root), lambda: os.stat(root))
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                self.root_errors[root] = str(exc)
+            return None
+        if not stat.S_ISDIR(st.st_mode) or not os.access(root, os.R_OK | os.X_OK):
+            return None
+        return st.st_dev, st.st_ino
 
     def _start_observer(self, root: Path, mode: str) -> Any:
         interval = self.config.watch.poll_interval_seconds
