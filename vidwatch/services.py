@@ -125,8 +125,9 @@ def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
         "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"),
         "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+        "ERL_CRASH_DUMP": str(folder / "log" / "erl_crash.dump"),
     }
-    proc = spawn([binary], env=env, log_path=str(folder / "log" / "console.log"))
+    proc = spawn([binary], env=env, log_path=str(folder / "log" / "console.log"), cwd=str(folder))
     logger.info("started private rabbitmq-server %s on port %d (data in %s)", node, port, folder)
     default_vhost = urlparse(url)._replace(path="/").geturl()
     _wait(lambda: broker_answers(default_vhost, 1.0), "rabbitmq-server", proc, RABBIT_START_S, folder / "log")

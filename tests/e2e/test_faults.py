@@ -79,9 +79,12 @@ def _private_rabbitmq(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes
         "RABBITMQ_BASE": str(base), "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
         "RABBITMQ_LOG_BASE": str(base / "log"), "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
         "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"), "RABBITMQ_PID_FILE": str(base / "pid"),
+        "ERL_CRASH_DUMP": str(base / "erl_crash.dump"),
     }
     with open(base / "log" / "console.log", "ab") as log:
-        proc = subprocess.Popen([str(binary)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(binary)], env=env, cwd=base, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     return proc, env
 
 
