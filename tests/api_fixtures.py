@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import redis
 
-from vidwatch.config import Config
+from vidwatch.api.server import ApiServer, readiness_checks
+from vidwatch.config import Config, load_config
+from vidwatch.daemon import Daemon
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records
 from vidwatch.results.writer import ResultWriter
@@ -67,3 +73,35 @@ def seed(config: Config, client: redis.Redis) -> Seeded:
 
 def thumbnail_path(config: Config, video_id: str) -> Path:
     return config.paths.state_dir / "thumbnails" / f"{video_id}.jpg"
+
+
+@dataclass
+class Served:
+    url: str
+    daemon: Daemon
+    config: Config
+    seeded: Seeded
+
+
+@contextmanager
+def serve(site: dict[str, Any], *, token: str | None, run_daemon: bool = True) -> Iterator[Served]:
+    """The daemon (started, its loop in a thread) and its API on the site's port, seeded with videos."""
+    environ = {"VIDWATCH_API__TOKEN": token} if token else {}
+    config = load_config(site["config"], environ=environ)
+    daemon = Daemon(config)
+    seeded = seed(config, daemon.client)
+    api = ApiServer(config, daemon, readiness_checks(config, daemon))
+    api.start()
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    if run_daemon:
+        daemon.start()
+        thread.start()
+    try:
+        host, port = api.address
+        yield Served(f"http://{host}:{port}", daemon, config, seeded)
+    finally:
+        daemon.stop_event.set()
+        if run_daemon:
+            thread.join(timeout=10)
+            daemon.stop()
+        api.stop()
