@@ -143,7 +143,7 @@ def render_panel(snap: Snapshot, daemon_status: dict[str, Any]) -> str:
                 f'<tr class="video" data-video="{vid}">'
                 f'<td><img class="thumb" alt="" src="/videos/{vid}/thumbnail" onerror="this.remove()"></td>'
                 f"<td>{e(row['camera'])}</td><td>{_when(row['start_ts'])}</td><td>{e(row['state'])}</td>"
-                f'<td><img alt="timeline" src="/videos/{vid}/timeline.svg" width="300"></td>'
+                f'<td><img alt="timeline" src="/videos/{vid}/timeline.svg" width="400"></td>'
                 f"<td><code>{e(row['path'])}</code></td></tr>"
             )
         out.append("</table>")

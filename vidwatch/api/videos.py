@@ -16,7 +16,7 @@ from vidwatch.results.query import MAX_LIMIT, VideoQuery, find_videos, parse_tim
 
 router = APIRouter(tags=["videos"])
 
-TIMELINE_W, TIMELINE_ROW_H = 600, 14
+TIMELINE_W, TIMELINE_ROW_H = 400, 14
 
 
 class Video(BaseModel):
