@@ -11,6 +11,7 @@ from typing import Any
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from vidwatch import __version__
 from vidwatch.api import jobs, metrics, page, videos
@@ -33,7 +34,8 @@ async def _redis_down(_request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry: Metrics | None = None) -> FastAPI:
     """``checks``: name → callable returning (ok, detail), run by /readyz."""
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs with Swagger UI's files from the package, not a CDN
+        redoc_url=None,
         title="vidwatch",
         version=__version__,
         description="Watches folders for recorded video, analyses it, and indexes the results in Redis.",
