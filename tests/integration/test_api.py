@@ -115,9 +115,11 @@ def test_jobs_need_the_token_and_a_file_inside_a_root(api: Served, site: dict, f
     assert response.status_code == 202, response.text
     video_id = response.json()["video_id"]
     assert video_id == fingerprint(clip).video_id
-    job = wait_for(lambda: (get(api, f"/jobs/{video_id}").json() if get(api, f"/jobs/{video_id}").status_code == 200
-                            and get(api, f"/jobs/{video_id}").json()["published"] else None),
-                   timeout_s=30, what="the submitted job to be published")
+    def published() -> dict | None:
+        response = get(api, f"/jobs/{video_id}")
+        return response.json() if response.status_code == 200 and response.json()["published"] else None
+
+    job = wait_for(published, timeout_s=30, what="the submitted job to be published")
     assert job["state"] == "queued" and job["path"] == str(site["inbox"] / "cam9.mp4") and job["camera"] == "default"
     assert {"seen", "queued"} <= set(job["timestamps"])
     assert get(api, "/jobs/0123456789abcdef0123").status_code == 404

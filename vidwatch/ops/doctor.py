@@ -1,8 +1,10 @@
 """`vidwatch doctor`: is this host ready to run vidwatch? One line per finding, with the fix.
 
 Checks are plain functions ``(Config) -> Iterable[Finding]`` listed in :data:`CHECKS`;
-adding one (GPU, TensorRT, models) is one line. A check that raises is reported as a
-FAIL of its own, never a crash of the command.
+adding one is one line. Checks written as ``(Config) -> list[(level, name, detail)]``
+(``vidwatch.engines.report.engine_checks``) go in through :func:`from_tuples`, e.g.
+``from_tuples(engine_checks)`` in place of ``check_engine``. A check that raises is
+reported as a FAIL of its own, never a crash of the command.
 """
 
 from __future__ import annotations
@@ -202,6 +204,23 @@ def check_spool(config: Config) -> Iterable[Finding]:
         yield Finding("WARN", "spool space", message, "normalized copies need room: free space or move spool_dir")
     else:
         yield Finding("OK", "spool space", message)
+
+
+def from_tuples(check: Callable[[Config], Iterable[tuple[str, str, str]]]) -> CheckFn:
+    """Adapt a check that yields ``(level, name, detail)`` tuples.
+
+    >>> [f.line() for f in from_tuples(lambda _c: [("WARN", "gpu", "none found")])(None)]
+    ['WARN gpu: none found']
+    """
+
+    def adapted(config: Config) -> Iterable[Finding]:
+        for level, name, detail in check(config):
+            if level not in ("OK", "WARN", "FAIL"):
+                raise ValueError(f"check {name}: level: expected OK, WARN or FAIL, got {level!r}")
+            yield Finding(level, name, detail)  # type: ignore[arg-type]
+
+    adapted.__name__ = getattr(check, "__name__", "check")
+    return adapted
 
 
 CHECKS: list[CheckFn] = [

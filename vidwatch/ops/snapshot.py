@@ -60,7 +60,7 @@ class Snapshot:
 
 def live_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """Workers whose heartbeat key has not expired: name, queues, engine, pid."""
-    names = sorted(client.scan_iter(match=keys.worker_pattern(), count=100))
+    names = sorted(client.scan_iter(match=keys.worker_pattern(), count=1000))
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.hgetall(name)
