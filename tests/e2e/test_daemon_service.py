@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import moving_square_clip, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,7 @@ class Manager:
         self.sock.close()
 
 
-def test_daemon_notifies_ready_watchdog_and_stopping(site: dict, tmp_path: Path) -> None:
+def test_daemon_notifies_ready_watchdog_and_stopping(site: dict, tmp_path: Path, ffmpeg: str) -> None:
     manager = Manager(tmp_path / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1500000",
            "WATCHDOG_PID": ""}
@@ -61,6 +61,14 @@ def test_daemon_notifies_ready_watchdog_and_stopping(site: dict, tmp_path: Path)
                    for m in manager.messages for line in m.splitlines())
         health = httpx.get(f"http://127.0.0.1:{site['port']}/healthz", timeout=5)
         assert health.status_code == 200, health.text
+
+        moving_square_clip(site["inbox"] / "cam1" / "a.mp4", seconds=2)  # normalized and published: timed
+
+        def timed() -> bool:
+            text = httpx.get(f"http://127.0.0.1:{site['port']}/metrics", timeout=5).text
+            return "vidwatch_publish_seconds_count 1.0" in text and "vidwatch_normalize_seconds_count 1.0" in text
+
+        wait_for(timed, timeout_s=30, what="publish and normalize latencies in /metrics")
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
         wait_for(lambda: manager.seen("STOPPING=1"), timeout_s=5, what="STOPPING=1")
@@ -71,5 +79,6 @@ def test_daemon_notifies_ready_watchdog_and_stopping(site: dict, tmp_path: Path)
         manager.close()
     assert code == 0, (tmp_path / "daemon.log").read_text()[-3000:]
     assert manager.seen("READY=1") == 1
+    assert manager.messages[0] == "STATUS=starting: connecting to Redis, starting the observers"
     assert not any("WATCHDOG=1" in m for m in manager.messages[manager.messages.index(
         next(m for m in manager.messages if "STOPPING=1" in m)):])  # no ping after STOPPING

@@ -165,6 +165,7 @@ def test_readyz_metrics_and_status_page(api: Served, redis_client: object) -> No
     ]
     for line in expected:
         assert line in text, line
+    assert 'vidwatch_events_total{type="failed"} 1.0' in get(api, "/metrics").text  # each event counted once
 
     status = get(api, "/status").json()
     assert status["done_indexed"] == 2 and status["workers"][0]["name"] == "w9@host"

@@ -29,6 +29,7 @@ def run_daemon(config: Config) -> int:
     service = ServiceNotifier(daemon, Notifier(), checks["broker"], daemon.keys.inflight)
     api.start()
     try:
+        service.starting()
         daemon.start()
         while not daemon.stop_event.is_set():  # Daemon.run(), plus what systemd hears
             daemon.tick()

@@ -82,6 +82,9 @@ class ServiceNotifier:
             self._next["status"] = now + STATUS_S
             self._send_status(self.status_line(status))
 
+    def starting(self) -> None:
+        self._send_status("starting: connecting to Redis, starting the observers")
+
     def stopping(self) -> None:
         self.notifier.stopping("stopping: finishing files in flight")
 
