@@ -12,6 +12,11 @@ answers 5672 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 if [ "${1:-}" = "--for-tests" ]; then
     command -v systemd-analyze >/dev/null || need+=(systemd)
     command -v chromium >/dev/null || need+=(chromium)
+    # without root, the tests that need these skip (outside CI) instead of failing here
+    if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" -ne 0 ] && [ -z "${CI:-}" ]; then
+        echo "tests that need ${need[*]} will be skipped; install with: sudo apt-get install -y ${need[*]}" >&2
+        exit 0
+    fi
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0
