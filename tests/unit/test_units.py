@@ -82,6 +82,7 @@ def test_units_carry_this_install(tmp_path: Path) -> None:
         "After=network-online.target rabbitmq-server.service redis-server.service",
         "ReadWritePaths=/var/lib/vidwatch /var/lib/vidwatch/spool",
         f"ExecStart={install.command[0]} daemon -c {config}",
+        "WorkingDirectory=/var/lib/vidwatch",
     ):
         assert line in daemon.splitlines(), line
     for line in (

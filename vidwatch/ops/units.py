@@ -48,6 +48,11 @@ def quote(value: str | Path) -> str:
     return text
 
 
+def single(value: str | Path) -> str:
+    """A whole-line value (``WorkingDirectory=``): taken as it is, quotes included; only ``%`` escaped."""
+    return str(value).replace("%", "%%")
+
+
 def _under(path: Path, prefixes: tuple[str, ...]) -> bool:
     text = str(path)
     return any(text == p or text.startswith(p + "/") for p in prefixes)
@@ -74,7 +79,9 @@ class Install:
         return cls(
             command=command,
             config_file=source,
-            working_dir=Path.cwd(),
+            # the built-in defaults are relative to the current folder; a configuration file
+            # should use absolute paths, and the services then start in the state folder
+            working_dir=Path.cwd() if source is None else config.paths.state_dir,
             roots=tuple(config.watch.roots),
             state_dir=config.paths.state_dir,
             spool_dir=config.paths.spool,
@@ -89,7 +96,7 @@ class Install:
         return " ".join(quote(w) for w in words)
 
     def paths(self) -> list[Path]:
-        return [*self.roots, self.state_dir, self.spool_dir, Path(self.command[0])]
+        return [*self.roots, self.state_dir, self.spool_dir, self.working_dir, Path(self.command[0])]
 
 
 def _sandbox(install: Install, *, devices: str) -> list[str]:
@@ -165,7 +172,7 @@ def daemon_unit(install: Install) -> str:
         "Type=notify",
         "NotifyAccess=main",
         f"ExecStart={install.exec_start('daemon')}",
-        f"WorkingDirectory={quote(install.working_dir)}",
+        f"WorkingDirectory={single(install.working_dir)}",
         "Environment=PYTHONUNBUFFERED=1",
         f"WatchdogSec={WATCHDOG_S}",
         "Restart=on-failure",
@@ -193,7 +200,7 @@ def worker_unit(install: Install) -> str:
         "# vidwatch-worker@cpu.service.d/queues.conf sets cpu,summary",
         "Environment=VIDWATCH_QUEUES=gpu,summary",
         f"ExecStart={install.exec_start('worker')} -Q ${{VIDWATCH_QUEUES}}",
-        f"WorkingDirectory={quote(install.working_dir)}",
+        f"WorkingDirectory={single(install.working_dir)}",
         "Restart=on-failure",
         "RestartSec=5",
         "# SIGTERM to Celery's main process only (a warm shutdown: the running video finishes);",
