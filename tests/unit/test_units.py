@@ -100,3 +100,12 @@ def test_units_carry_this_install(tmp_path: Path) -> None:
     assert "PrivateTmp=no" in tmp.splitlines()
     user = render(install_for(tmp_path, ["/srv/nvr"], "/var/lib/v", user_mode=True))
     assert "User=" not in user["vidwatch-daemon.service"] and "WantedBy=default.target" in user["vidwatch.target"]
+
+
+def test_the_reference_units_in_the_repository_are_current() -> None:
+    """systemd/ holds the units for a standard install (see REFERENCE); they must match the renderer."""
+    from vidwatch.ops.units import REFERENCE
+
+    folder = Path(__file__).resolve().parents[2] / "systemd"
+    for name, text in render(REFERENCE).items():
+        assert (folder / name).read_text() == text, f"systemd/{name} is stale: regenerate it (see units.REFERENCE)"

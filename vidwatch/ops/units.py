@@ -236,14 +236,31 @@ def target_unit(install: Install) -> str:
     ]) + "\n"
 
 
+HEADER = "# Written by `vidwatch systemd install`; running it again overwrites this file.\n"
+
+
 def render(install: Install) -> dict[str, str]:
     """Relative file name → content."""
-    return {
+    units = {
         "vidwatch-daemon.service": daemon_unit(install),
         "vidwatch-worker@.service": worker_unit(install),
         "vidwatch-worker@cpu.service.d/queues.conf": cpu_dropin(),
         "vidwatch.target": target_unit(install),
     }
+    return {name: HEADER + text for name, text in units.items()}
+
+
+REFERENCE = Install(
+    command=("/opt/vidwatch/bin/vidwatch",),
+    config_file=Path("/etc/vidwatch/vidwatch.toml"),
+    working_dir=Path("/var/lib/vidwatch"),
+    roots=(Path("/mnt/nvr"),),
+    state_dir=Path("/var/lib/vidwatch"),
+    spool_dir=Path("/var/lib/vidwatch/spool"),
+)
+"""The install the units in the repository's ``systemd/`` folder are rendered for (a venv in
+/opt/vidwatch, config/vidwatch.toml copied to /etc/vidwatch): regenerate them with
+``python -c 'from vidwatch.ops.units import *; write_units(REFERENCE, Path("systemd"))'``."""
 
 
 def write_units(install: Install, prefix: Path) -> list[Path]:
