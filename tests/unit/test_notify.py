@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vidwatch.ops.notify import Notifier
 from vidwatch.ops.service import ServiceNotifier
+from vidwatch.results.keys import Keys
 
 
 def listener(address: str) -> socket.socket:
@@ -50,11 +51,20 @@ class FakeDaemon:
         self.redis_ok = True
         self.client = self
 
-    def scard(self, _key: str) -> int:
-        return 7
+    def pipeline(self, transaction: bool) -> FakeDaemon:
+        return self
+
+    def zcard(self, _key: str) -> None:
+        return None
+
+    def scard(self, _key: str) -> None:
+        return None
+
+    def execute(self) -> list[int]:
+        return [3, 7]
 
     def status(self) -> dict[str, object]:
-        return {"settling": 2, "ingesting": 1, "videos_in_progress": 1, "publish_retries": 0,
+        return {"settling": 2, "claiming": 1, "videos_in_progress": 1, "publish_retries": 0,
                 "observers": dict(self.observers), "root_errors": {}, "redis_ok": self.redis_ok}
 
 
@@ -68,13 +78,16 @@ class Recorder(Notifier):
         return True
 
 
+LINE = "2 file(s) in flight; backlog 2 settling, 3 to normalize, 7 not done"
+
+
 def test_ready_once_everything_is_up_and_watchdog_only_while_observers_live() -> None:
     daemon, notifier, clock = FakeDaemon(), Recorder(), [0.0]
     broker = [False]
-    service = ServiceNotifier(daemon, notifier, lambda: (broker[0], ""), "k", clock=lambda: clock[0])  # type: ignore[arg-type]
+    service = ServiceNotifier(daemon, notifier, lambda: (broker[0], ""), Keys("t"), clock=lambda: clock[0])  # type: ignore[arg-type]
     steps = [  # (seconds later, broker up, observers alive, what is sent)
         (0.0, False, True, ["STATUS=starting: waiting for the broker", "WATCHDOG=1"]),
-        (2.0, True, True, ["READY=1\nSTATUS=2 file(s) in flight; backlog 2 settling, 7 not done", "WATCHDOG=1"]),
+        (2.0, True, True, [f"READY=1\nSTATUS={LINE}", "WATCHDOG=1"]),
         (0.5, True, True, []),
         (0.6, True, False, []),  # observer dead: no ping
         (1.0, True, False, []),

@@ -145,24 +145,21 @@ class Metrics:
             self.frames.labels(str(detail.get("engine", "")) or "unknown").inc(max(0, round(fps * wall_s)))
             self.analysis_fps.observe(fps)
 
-    def timed(self, publisher: Any) -> TimedPublisher:
-        return TimedPublisher(publisher, self.publish_seconds)
+    def time_publishes(self, publisher: Any) -> None:
+        """Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
 
+        Wraps the one Publisher object in place, so every holder of it (the daemon, its
+        ingestor) is timed.
+        """
+        inner = publisher.publish
+        histogram = self.publish_seconds
 
-class TimedPublisher:
-    """A publisher whose confirmed publishes are timed (failed ones are counted by the retries gauge)."""
+        def publish(video_id: str) -> None:
+            started = time.monotonic()
+            inner(video_id)
+            histogram.observe(time.monotonic() - started)
 
-    def __init__(self, inner: Any, histogram: Histogram) -> None:
-        self.inner = inner
-        self.histogram = histogram
-
-    def publish(self, video_id: str) -> None:
-        started = time.monotonic()
-        self.inner.publish(video_id)
-        self.histogram.observe(time.monotonic() - started)
-
-    def close(self) -> None:
-        self.inner.close()
+        publisher.publish = publish
 
 
 class _Gauges(Collector):
@@ -188,14 +185,26 @@ class _Gauges(Collector):
 
     def _daemon(self) -> Iterator[Metric]:
         status = self.status()
-        for name, key, text in (
-            ("settling", "settling", "Files waiting to settle"),
-            ("ingesting", "ingesting", "Files being fingerprinted, probed or normalized"),
-            ("publish_retries", "publish_retries", "Videos waiting for the broker to confirm"),
+        for name, text in (
+            ("settling", "Files waiting to settle"),
+            ("claiming", "Settled files being fingerprinted, probed and claimed"),
+            ("videos_in_progress", "Videos this daemon is normalizing or publishing"),
+            ("publish_retries", "Videos waiting for the broker to confirm"),
         ):
             gauge = GaugeMetricFamily(f"vidwatch_daemon_{name}", text)
-            gauge.add_metric([], float(status.get(key, 0)))
+            gauge.add_metric([], float(status.get(name, 0)))
             yield gauge
+        pollers = status.get("pollers", {})
+        if pollers:
+            seconds = GaugeMetricFamily("vidwatch_poll_pass_seconds", "Duration of a root's last polling pass",
+                                        labels=["root"])
+            stats = GaugeMetricFamily("vidwatch_poll_pass_folder_stats", "Folders stat()ed in the last pass",
+                                      labels=["root"])
+            for root, info in pollers.items():
+                seconds.add_metric([root], float(info.get("seconds", 0.0)))
+                stats.add_metric([root], float(info.get("folder_stats", 0)))
+            yield seconds
+            yield stats
         observers = GaugeMetricFamily(
             "vidwatch_observer_alive", "A root's observer is alive (1) or not", labels=["root"]
         )
@@ -232,6 +241,9 @@ class _Gauges(Collector):
             videos.add_metric([state], count)
         videos.add_metric(["done"], float(self.client.zcard(self.keys.index_time)))
         yield videos
+        backlog = GaugeMetricFamily("vidwatch_backlog_videos", "Claimed videos waiting for normalization (all daemons)")
+        backlog.add_metric([], float(self.client.zcard(self.keys.backlog)))
+        yield backlog
         workers = live_workers(self.client, self.keys)
         per_queue = GaugeMetricFamily("vidwatch_workers", "Live workers consuming a queue", labels=["queue"])
         for queue in QUEUES:

@@ -25,8 +25,8 @@ def run_daemon(config: Config) -> int:
     signal.signal(signal.SIGINT, on_signal)
     checks = readiness_checks(config, daemon)
     api = ApiServer(config, daemon, checks)
-    daemon.publisher = api.app.state.metrics.timed(daemon.publisher)  # publish latency for /metrics
-    service = ServiceNotifier(daemon, Notifier(), checks["broker"], daemon.keys.inflight)
+    api.app.state.metrics.time_publishes(daemon.publisher)  # publish latency for /metrics
+    service = ServiceNotifier(daemon, Notifier(), checks["broker"], daemon.keys)
     api.start()
     try:
         service.starting()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import redis
 
 from vidwatch.ops.notify import Notifier
+from vidwatch.results.keys import Keys
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +45,14 @@ class ServiceNotifier:
         daemon: Supervised,
         notifier: Notifier,
         broker_ok: Callable[[], tuple[bool, Any]],
-        backlog_key: str,
+        keys: Keys,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.daemon = daemon
         self.notifier = notifier
         self.broker_ok = broker_ok
-        self.backlog_key = backlog_key
+        self.keys = keys
         self.clock = clock
         self.ready = False
         # systemd recommends pinging at half the timeout; a third leaves room for a slow tick
@@ -89,10 +90,13 @@ class ServiceNotifier:
         self.notifier.stopping("stopping: finishing files in flight")
 
     def status_line(self, status: dict[str, Any]) -> str:
-        in_flight = status["ingesting"] + status["videos_in_progress"]
+        in_flight = status.get("claiming", 0) + status["videos_in_progress"]
         try:
-            ledger = int(self.daemon.client.scard(self.backlog_key))
-            backlog = f"backlog {status['settling']} settling, {ledger} not done"
+            pipe = self.daemon.client.pipeline(transaction=False)
+            pipe.zcard(self.keys.backlog)
+            pipe.scard(self.keys.inflight)
+            waiting, not_done = pipe.execute()
+            backlog = f"backlog {status['settling']} settling, {waiting} to normalize, {not_done} not done"
         except redis.RedisError:
             backlog = f"backlog {status['settling']} settling, Redis unreachable"
         line = f"{in_flight} file(s) in flight; {backlog}"
