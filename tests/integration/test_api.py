@@ -140,6 +140,7 @@ def test_readyz_metrics_and_status_page(api: Served, redis_client: object) -> No
     assert set(checks) == {"redis", "broker", "roots", "workers", "spool"}
     assert checks["workers"]["detail"]["per_queue"] == {"gpu": [], "cpu": [], "summary": []}
     assert checks["spool"]["ok"] and checks["spool"]["detail"]["free_bytes"] > 0
+    assert checks["roots"] == {**checks["roots"], "ok": True, "detail": {str(api.config.watch.roots[0]): "ok"}}
     api.daemon.client.hset(keys.worker("w9@host"), mapping={"name": "w9@host", "queues": '["cpu", "summary"]',
                                                             "engine": "opencv", "pid": "9"})
     api.daemon.client.expire(keys.worker("w9@host"), 60)

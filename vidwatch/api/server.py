@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -56,15 +55,18 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
         return True, "ping ok"
 
     def roots_check() -> tuple[bool, Any]:
+        """From the daemon's own supervision: no file system call here, which a hung NAS would block."""
+        status = daemon.status()
+        errors, observers = status["root_errors"], status["observers"]
         detail = {}
-        ok = True
-        for root in config.watch.roots:
-            error = daemon.root_errors.get(Path(root))
-            if error is None and not (os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK)):
-                error = "missing or unreadable"
-            detail[str(root)] = error or "ok"
-            ok = ok and error is None
-        return ok, detail
+        for root in map(str, config.watch.roots):
+            if root in errors:
+                detail[root] = errors[root]
+            elif root not in observers:
+                detail[root] = "not watched yet"
+            else:
+                detail[root] = "ok" if observers[root] else "observer dead"
+        return all(why == "ok" for why in detail.values()), detail
 
     def workers_check() -> tuple[bool, Any]:
         """Ready when the queue this daemon publishes to has a live worker (and so does summary's, if any)."""
