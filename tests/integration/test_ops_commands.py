@@ -74,3 +74,12 @@ def test_systemd_install_writes_units_for_this_config(site: dict, tmp_path: Path
     assert f"daemon -c {site['config']}" in daemon and f"RequiresMountsFor={site['inbox']} " in daemon
     assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
         "vidwatch-daemon.service", "vidwatch-worker@.service", "vidwatch-worker@cpu.service.d", "vidwatch.target"]
+
+
+def test_systemd_install_user_units_go_to_the_user_manager_folder(site: dict, tmp_path: Path) -> None:
+    done = vidwatch("systemd", "install", "--user", "-c", str(site["config"]),
+                    env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert done.returncode == 0, done.stderr
+    assert "systemctl --user daemon-reload" in done.stdout and "useradd" not in done.stdout
+    target = (tmp_path / "xdg" / "systemd" / "user" / "vidwatch.target").read_text()
+    assert "WantedBy=default.target" in target
