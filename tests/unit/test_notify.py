@@ -92,11 +92,12 @@ def test_ready_once_everything_is_up_and_watchdog_only_while_observers_live() ->
         (0.6, True, False, []),  # observer dead: no ping
         (1.0, True, False, []),
         (1.0, True, True, ["WATCHDOG=1"]),
+        (1.0, True, None, ["WATCHDOG=1"]),  # the root vanished: reported, not a reason to restart
     ]
     for later, broker_up, alive, expected in steps:
         clock[0] += later
         broker[0] = broker_up
-        daemon.observers["/srv/nvr"] = alive
+        daemon.observers = {} if alive is None else {"/srv/nvr": alive}
         notifier.sent.clear()
         service.after_tick()
         assert notifier.sent == expected, (clock[0], notifier.sent)

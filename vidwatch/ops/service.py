@@ -1,9 +1,11 @@
 """What systemd hears from the daemon's main loop: READY once, STATUS lines, WATCHDOG while healthy.
 
-The daemon is ready when every root has a live observer and Redis and the broker
-answer. The watchdog is fed from the main loop itself, and only while the observers
-are alive: a stuck loop or a dead observer that cannot be restarted stops the pings,
-and systemd restarts the daemon after ``WatchdogSec``.
+The daemon is ready when its observers are up (at least one, none dead) and Redis and
+the broker answer. The watchdog is fed from the main loop itself, and only while no
+observer is dead: a stuck loop, or a dead observer the daemon's supervision cannot
+restart, stops the pings and systemd restarts the daemon after ``WatchdogSec``. A root
+that is missing (a NAS that went away) is not a dead observer: restarting would not
+bring it back; it is reported in STATUS, /readyz and /metrics instead.
 """
 
 from __future__ import annotations
@@ -31,10 +33,8 @@ class Supervised(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-def observers_alive(status: dict[str, Any]) -> bool:
-    """At least one observer, and none dead."""
-    observers = status.get("observers", {})
-    return bool(observers) and all(observers.values())
+def dead_observers(status: dict[str, Any]) -> list[str]:
+    return [root for root, alive in status.get("observers", {}).items() if not alive]
 
 
 class ServiceNotifier:
@@ -65,10 +65,10 @@ class ServiceNotifier:
             return
         now = self.clock()
         status = self.daemon.status()
-        alive = observers_alive(status)
+        alive = not dead_observers(status)
         if not self.ready and now >= self._next["ready"]:
             self._next["ready"] = now + READY_CHECK_S
-            waiting = self._waiting_for(status, alive)
+            waiting = self._waiting_for(status, alive and bool(status.get("observers")))
             if not waiting:
                 self.ready = True
                 self._last_status = self.status_line(status)
