@@ -78,13 +78,13 @@ def test_summary_thumbnail_and_timeline(api: Served) -> None:
         (f"/videos/{api.seeded.failed}/thumbnail", 404),
         ("/videos/0123456789abcdef0123/summary", 404),
         ("/videos/..%2F..%2Fetc/thumbnail", 404),
-        ("/videos/a%20b/summary", 400),
+        ("/videos/a%20b/summary", 422),
     ]
     for path, status in cases:
         response = get(api, path)
         assert response.status_code == status, (path, response.text)
-        if status == 400 or "summary" in path:
-            assert "error" in response.json()
+        if "summary" in path:
+            assert set(response.json()) in ({"error"}, {"detail"}), response.text
 
 
 def test_jobs_need_the_token_and_a_file_inside_a_root(api: Served, site: dict, ffmpeg: str) -> None:

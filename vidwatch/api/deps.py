@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import redis
+from fastapi import Path as PathParam
 from fastapi import Request
 
 from vidwatch.api.errors import ApiError
@@ -15,6 +16,7 @@ from vidwatch.results.keys import Keys
 
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _VIDEO_ID = re.compile(VIDEO_ID_PATTERN)
+VIDEO_ID = PathParam(pattern=VIDEO_ID_PATTERN, description="a video id, as POST /jobs and GET /videos give it")
 
 
 class DaemonView(Protocol):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from vidwatch.api.deps import checked_video_id, daemon_of
+from vidwatch.api.deps import VIDEO_ID, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
 from vidwatch.errors import SourceError
 from vidwatch.ops.snapshot import progress
@@ -80,7 +80,7 @@ def submit_job(body: JobRequest, request: Request) -> JobAccepted:
 
 
 @router.get("/jobs/{video_id}", response_model=Job, summary="Where a video stands", responses=responses(400, 404))
-def get_job(video_id: str, request: Request) -> Job:
+def get_job(request: Request, video_id: str = VIDEO_ID) -> Job:
     daemon = daemon_of(request)
     record: dict[str, Any] = daemon.client.hgetall(daemon.keys.video(checked_video_id(video_id)))  # type: ignore[assignment]
     if not record:

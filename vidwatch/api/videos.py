@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
-from vidwatch.api.deps import DaemonView, checked_video_id, daemon_of
+from vidwatch.api.deps import VIDEO_ID, DaemonView, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
 from vidwatch.results.query import MAX_LIMIT, VideoQuery, find_videos, parse_time, summary_of
 
@@ -61,7 +61,7 @@ def list_videos(
 
 
 @router.get("/videos/{video_id}/summary", summary="The video's summary entry", responses=responses(400, 404))
-def get_summary(video_id: str, request: Request) -> dict[str, Any]:
+def get_summary(request: Request, video_id: str = VIDEO_ID) -> dict[str, Any]:
     return _summary(daemon_of(request), video_id)
 
 
@@ -71,7 +71,7 @@ def get_summary(video_id: str, request: Request) -> dict[str, Any]:
     response_class=FileResponse,
     responses={200: {"content": {"image/jpeg": {}}}, **responses(400, 404)},
 )
-def get_thumbnail(video_id: str, request: Request) -> FileResponse:
+def get_thumbnail(request: Request, video_id: str = VIDEO_ID) -> FileResponse:
     daemon = daemon_of(request)
     folder = (daemon.config.paths.state_dir / "thumbnails").resolve()
     candidates = [folder / f"{checked_video_id(video_id)}.jpg"]
@@ -91,7 +91,7 @@ def get_thumbnail(video_id: str, request: Request) -> FileResponse:
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}, **responses(400, 404)},
 )
-def get_timeline(video_id: str, request: Request) -> Response:
+def get_timeline(request: Request, video_id: str = VIDEO_ID) -> Response:
     summary = _summary(daemon_of(request), video_id)
     return Response(timeline_svg(summary), media_type="image/svg+xml")
 
