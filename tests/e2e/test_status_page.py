@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1400,1300",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+    "--window-size=1400,1300",
     "--virtual-time-budget=4000",
 ]
 
