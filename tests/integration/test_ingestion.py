@@ -14,12 +14,12 @@ from vidwatch.config import Config, load_config
 from vidwatch.results.keys import Keys
 
 
-def distinct_ts_clips(template: Path, folder: Path, count: int) -> list[Path]:
-    """``count`` different files from one MPEG-TS clip: each ends with its own null packet."""
+def distinct_ts_clips(template: Path, folder: Path, count: int, first: int = 0) -> list[Path]:
+    """``count`` different files from one MPEG-TS clip: each ends with its own null packet (numbered from ``first``)."""
     data = template.read_bytes()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(count):
+    for i in range(first, first + count):
         null_packet = b"\x47\x1f\xff\x10" + i.to_bytes(4, "big") * 46
         path = folder / f".{i:04d}.ts.part"
         path.write_bytes(data + null_packet)

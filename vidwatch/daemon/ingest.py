@@ -32,7 +32,7 @@ from vidwatch.results.records import Records
 
 logger = logging.getLogger(__name__)
 
-MAX_PUBLISH_BACKOFF_S = 30.0
+MAX_PUBLISH_BACKOFF_S = 10.0
 
 
 def recording_start(facts: Probe | None, mtime_ns: int) -> float:

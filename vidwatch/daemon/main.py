@@ -68,7 +68,7 @@ class Daemon:
         self.records = Records(self.client, self.keys, events_maxlen=config.redis.events_maxlen)
         self.ledger = Ledger(self.client, self.keys, self.records, daemon_id_for(config.paths.state_dir))
         self.queue = queue_for(config)
-        self.publisher = Publisher(make_app(config), self.queue)
+        self.publisher = Publisher(make_app(config), self.queue, config.broker.publish_timeout_seconds)
         self.ingestor = Ingestor(config, self.rules, self.records, self.ledger, self.publisher, self.queue)
         self.tracker = SettleTracker(config.watch.settle_seconds)
         self.fs = FsGuard(FS_DEADLINE_S)
