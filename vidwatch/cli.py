@@ -15,6 +15,7 @@ from vidwatch import __version__
 from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError, VidwatchError
 from vidwatch.logs import setup_logging
+from vidwatch.ops.commands import add_commands as add_ops_commands
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--count", type=int, default=None, help="exit after this many entries")
     tail.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without entries")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
+    add_ops_commands(sub, common)  # systemd install, doctor, status
     return parser
 
 
@@ -85,6 +89,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, args.concurrency or config.worker.concurrency)
     if args.command == "tail":
         return _tail(args, config)
+    if args.command in ("systemd", "doctor", "status"):
+        from vidwatch.ops.commands import run as run_ops_command
+
+        return run_ops_command(args, config)
     return 2  # argparse only lets known commands through
 
 
