@@ -88,8 +88,13 @@ def detection_overhead(template: Path, files: int) -> None:
                 handle.write(path.read_bytes())
             closed[str(target)] = time.time()
             time.sleep(0.02)  # a steady stream of recordings, not a burst: paced writer
-        wait_for(lambda: site.client.scard(site.keys.inflight) == 0 and daemon.idle(), timeout_s=600,
-                 what="every file to be published", interval_s=0.5)
+        def all_published() -> bool:
+            states = [site.client.hget(key, "published") for key in site.client.scan_iter(
+                match=site.keys.video("*"), count=1000)]
+            return len(states) == files and set(states) == {"1"}
+
+        wait_for(lambda: daemon.idle() and all_published(), timeout_s=600, what="every file to be published",
+                 interval_s=0.5)
         overheads = []
         for video_key in site.client.scan_iter(match=site.keys.video("*"), count=1000):
             record = site.client.hgetall(video_key)
