@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from vidwatch.config import EngineConfig
+from vidwatch.engines import gpu
 from vidwatch.errors import EngineError, EngineUnavailable
 
 logger = logging.getLogger(__name__)
@@ -87,12 +88,21 @@ def registered() -> list[str]:
 
 
 def choose_kind(config: EngineConfig) -> tuple[str, str]:
-    """The engine ``kind = "auto"`` resolves to, and why."""
+    """The engine ``kind = "auto"`` resolves to, and why.
+
+    tensorrt where a model is configured and a GPU, TensorRT and pycuda are present; else
+    onnx where a model is configured; else opencv.
+    """
     if config.kind != "auto":
         return config.kind, "configured"
-    if config.model is not None and "onnx" in _REGISTRY:
-        return "onnx", f"a model is configured ({config.model})"
-    return "opencv", "no model configured: classical motion and people detection"
+    if config.model is None:
+        return "opencv", "no model configured: classical motion and people detection"
+    missing = gpu.tensorrt_missing()
+    if missing is None and "tensorrt" in _REGISTRY:
+        return "tensorrt", f"a model is configured ({config.model}) and a GPU with TensorRT is present"
+    if "onnx" in _REGISTRY:
+        return "onnx", f"a model is configured ({config.model}); not tensorrt: {missing or 'not registered'}"
+    return "opencv", "a model is configured but no model engine is registered"
 
 
 def create_engine(config: EngineConfig, fps: float) -> Engine:
