@@ -37,9 +37,14 @@ def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
 
 
 def square_detector(
-    path: Path, *, size: tuple[int, int] = (320, 320), fmt: str = "yolo", names: str | None = "{0: 'square'}"
+    path: Path,
+    *,
+    size: tuple[int, int] = (320, 320),
+    fmt: str = "yolo",
+    names: str | None = "{0: 'square'}",
+    batch: int | None = None,
 ) -> Path:
-    """Write the detector for ``size`` = (height, width) input to ``path``."""
+    """Write the detector for ``size`` = (height, width) input to ``path``; ``batch`` None: dynamic."""
     height, width = size
     if height % STRIDE or width % STRIDE:
         raise ValueError(f"size: expected multiples of {STRIDE}, got {size}")
@@ -149,8 +154,8 @@ def square_detector(
     graph = helper.make_graph(
         nodes,
         "squares",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, height, width])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch or "batch", 3, height, width])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch or "batch", *out_shape[1:]])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])

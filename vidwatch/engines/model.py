@@ -59,12 +59,13 @@ def file_hash(path: Path) -> str:
 def read_model(path: Path, *, labels: Path | None, input_size: int) -> ModelSpec:
     """Read ``path``'s graph inputs, outputs and metadata (weights are not loaded)."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     try:
         model = onnx.load(str(path), load_external_data=False)
     except FileNotFoundError as exc:
         raise EngineError(f"model {path}: file not found") from exc
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, ValueError) as exc:
+    except (OSError, DecodeError, ValueError) as exc:
         raise EngineError(f"model {path}: not a readable ONNX file: {exc}") from exc
     graph = model.graph
     initializers = {init.name for init in graph.initializer}

@@ -95,9 +95,7 @@ def _unletterbox(boxes: np.ndarray, box: Letterbox) -> np.ndarray:
     out = np.empty_like(boxes)
     out[:, [0, 2]] = (boxes[:, [0, 2]] - box.pad_x) / box.scale
     out[:, [1, 3]] = (boxes[:, [1, 3]] - box.pad_y) / box.scale
-    np.clip(out[:, [0, 2]], 0, box.width, out=out[:, [0, 2]])
-    np.clip(out[:, [1, 3]], 0, box.height, out=out[:, [1, 3]])
-    return out
+    return np.clip(out, 0, np.array([box.width, box.height, box.width, box.height], dtype=out.dtype), out=out)
 
 
 def _label(names: Sequence[str], index: int) -> str:
