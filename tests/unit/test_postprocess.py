@@ -67,7 +67,11 @@ def test_decode_matches_reference(seed: int, anchors_last: bool) -> None:
     rng = np.random.default_rng(seed)
     names = ["person", "car", "dog"]
     output = random_output(rng, images=3, classes=3, anchors=600)
-    boxes = [Letterbox(0.5, 0.0, 140.0, 1280, 720), Letterbox(1.0, 0.0, 0.0, 640, 640), Letterbox(2.0, 10.0, 0.0, 300, 320)]
+    boxes = [
+        Letterbox(0.5, 0.0, 140.0, 1280, 720),
+        Letterbox(1.0, 0.0, 0.0, 640, 640),
+        Letterbox(2.0, 10.0, 0.0, 300, 320),
+    ]
     given = output if anchors_last else output.transpose(0, 2, 1).copy()
     got = decode(given, boxes, names, confidence=0.3, iou=0.45, max_detections=10_000)
     for i, box in enumerate(boxes):
