@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
@@ -235,6 +236,11 @@ class Config(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    analyzers: list[AnalyzerConfig] = Field(
+        default_factory=list,
+        description="Optional per-frame analyzers, one [[analyzers]] table each, chosen by `type` "
+        "(edges, lines, sharpness, ground); their findings go to the summary's `analyzers` field.",
+    )
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     log: LogConfig = Field(default_factory=LogConfig)

@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import moving_square_clip
 from tests.models import square_detector
+from vidwatch.analyzers import EdgesSettings, GroundSettings, SharpnessSettings
 from vidwatch.config import AnalysisConfig, Config, EngineConfig
 from vidwatch.engines import Detection, create_engine
 from vidwatch.media import probe
@@ -110,3 +111,29 @@ def test_motion_gate_runs_the_detector_only_while_something_moves(clips: dict[st
     for item in gated.frames:
         if item.frame in moving:
             assert [d.box for d in item.detections] == [d.box for d in moving[item.frame]]
+
+
+def test_analyzers_reach_the_summary_and_the_detections(clips: dict[str, Path], model: Path) -> None:
+    clip = clips["640x480"]
+    cm_per_px = [[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]]
+    config = _config(model, batch=8).model_copy(
+        update={
+            "analyzers": [
+                SharpnessSettings(min_duration_s=1.0),
+                GroundSettings(cameras={"cam1": cm_per_px}),
+                EdgesSettings(),
+            ]
+        }
+    )
+    engine = create_engine(config.engine, config.analysis.fps)
+    engine.load()
+    analysis = analyze(clip, probe(clip), config, engine, camera="cam1")
+    assert list(analysis.analyzers) == ["sharpness", "ground", "edges"]
+    # a generated clip has no sensor noise: its still stretches (0-2 s, 4-6 s) are frozen frames
+    frozen = analysis.analyzers["sharpness"]["frozen"]
+    assert len(frozen) == 2 and frozen[0][0] <= 0.4 and frozen[1][1] == pytest.approx(6.0, abs=0.3)
+    assert analysis.analyzers["ground"] == {"homography": True, "projected": 30}
+    for item in analysis.frames:
+        (det,) = item.detections
+        x1, _, x2, y2 = det.box
+        assert det.world == pytest.approx(((x1 + x2) / 2 * 0.01, y2 * 0.01))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -29,6 +29,7 @@ class Detection:
     score: float
     box: tuple[float, float, float, float]
     track: int | None = None
+    world: tuple[float, float] | None = None  # ground-plane position, where a homography is configured
 
     def __post_init__(self) -> None:
         x1, y1, x2, y2 = self.box
@@ -37,18 +38,21 @@ class Detection:
 
     def scaled(self, sx: float, sy: float) -> Detection:
         x1, y1, x2, y2 = self.box
-        return Detection(self.label, self.score, (x1 * sx, y1 * sy, x2 * sx, y2 * sy), self.track)
+        return replace(self, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy))
 
     def with_track(self, track: int) -> Detection:
-        return Detection(self.label, self.score, self.box, track)
+        return replace(self, track=track)
 
     def as_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "label": self.label,
             "score": round(self.score, 4),
             "box": [round(v, 1) for v in self.box],
             "track": self.track,
         }
+        if self.world is not None:
+            data["world"] = [round(v, 3) for v in self.world]
+        return data
 
 
 class Engine(Protocol):

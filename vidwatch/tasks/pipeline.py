@@ -10,6 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidwatch.analyzers import Context as AnalyzerContext
+from vidwatch.analyzers import build as build_analyzers
+from vidwatch.analyzers import summaries as analyzer_summaries
 from vidwatch.config import Config
 from vidwatch.engines.base import Detection, Engine
 from vidwatch.engines.motion import MotionDetector
@@ -35,9 +38,10 @@ class Analysis:
     wall_s: float
     best_frame: np.ndarray | None = None
     best_detections: list[Detection] = field(default_factory=list)
+    analyzers: dict[str, object] = field(default_factory=dict)  # each configured analyzer's summary
 
 
-def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysis:
+def analyze(path: Path, facts: Probe, config: Config, engine: Engine, *, camera: str = "default") -> Analysis:
     """Run the engine over every analysed frame of ``path``; boxes come back in source pixels."""
     fps = config.analysis.fps
     size = decode_size(facts.width, facts.height, config.analysis.size)
@@ -54,6 +58,7 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
     result = Analysis([], builder, facts.duration_s, 0.0)
     best_area = 0.0
 
+    analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
     gate = MotionDetector.from_config(config.engine, fps) if config.analysis.motion_gate else None
     if gate is not None:
         gate.reset()
@@ -64,6 +69,8 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
         outputs = [[] if i in static else next(found_iter) for i in range(len(batch))]
         for frame, found in zip(batch, outputs, strict=True):
             tracked = tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
+            for analyzer in analyzers:
+                tracked = analyzer.annotate(tracked)
             builder.add(frame.pts_s, tracked)
             if tracked:
                 result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
@@ -74,6 +81,8 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
     batch: list[Frame] = []
     static: set[int] = set()  # positions in batch the motion gate keeps from the engine
     for frame in reader:
+        for analyzer in analyzers:
+            analyzer.observe(frame.image, frame.pts_s)
         if gate is not None and not gate.detect(frame.image):
             static.add(len(batch))
             frame = Frame(frame.index, frame.pts_s, _NO_IMAGE)  # noqa: PLW2901 - a static frame's pixels are not kept
@@ -83,6 +92,7 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
             batch, static = [], set()
     if batch:
         flush(batch, static)
+    result.analyzers = analyzer_summaries(analyzers)
     result.wall_s = time.monotonic() - started
     return result
 

@@ -100,7 +100,7 @@ class WorkerContext:
             raise SourceError(f"spooled copy {spool} is missing")
         facts = probe(spool)
         engine = self.engine
-        analysis = analyze(spool, facts, self.config, engine)
+        analysis = analyze(spool, facts, self.config, engine, camera=camera)
         start_ts = float(record.get("start_ts") or time.time())
         self.writer.write_segment(video_id, 0, camera, start_ts, analysis.frames)
         thumb = save_thumbnail(analysis, facts, self.config.paths.state_dir / "thumbnails" / f"{video_id}.jpg")
@@ -122,6 +122,8 @@ class WorkerContext:
                 "worker": worker,
             },
         }
+        if analysis.analyzers:
+            summary["analyzers"] = analysis.analyzers
         first = {label: stats.first_pts for label, stats in builder.labels.items() if stats.first_pts is not None}
         summary_id = self.writer.write_summary(video_id, path, camera, start_ts, summary, first)
         logger.info(
