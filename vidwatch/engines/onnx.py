@@ -123,10 +123,10 @@ class OnnxEngine:
         results: list[list[Detection]] = []
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
-            out = np.zeros((step, 3, *self.spec.input_hw), dtype=self.spec.input_dtype)
-            batch, boxes = letterbox_batch(chunk, self.spec.input_size, out=out, dtype=self.spec.input_dtype)
             # a fixed-batch model runs padded: it gets its whole batch, we read back the frames given
-            output = self.run(out if self.spec.batch else batch)
+            out = np.zeros((step, 3, *self.spec.input_hw), self.spec.input_dtype) if self.spec.batch else None
+            batch, boxes = letterbox_batch(chunk, self.spec.input_size, out=out, dtype=self.spec.input_dtype)
+            output = self.run(out if out is not None else batch)
             if self._layout is None:
                 self._layout = output_format(output.shape, len(self.spec.names) or None)
             results.extend(
