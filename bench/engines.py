@@ -15,6 +15,8 @@ Everything is warmed up first; each figure is the best of a few repeats (the mac
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +156,34 @@ def bench_fps(model: Path, repeats: int) -> None:
             engine.close()
     if reason is not None:
         print(f"   tensorrt: skipped ({reason})")
+    else:
+        bench_trtexec(model, sample, repeats)
+
+
+def bench_trtexec(model: Path, sample: list[np.ndarray], repeats: int) -> None:
+    """tensorrt engine frames/s ÷ trtexec's throughput on the same cached engine and batch (goal >= 0.9)."""
+    trtexec = shutil.which("trtexec")
+    if trtexec is None:
+        print("   tensorrt ÷ trtexec: skipped (trtexec is not on PATH)")
+        return
+    batch = 8
+    engine = create_engine(EngineConfig(kind="tensorrt", model=model, batch=batch), 5.0)
+    engine.load()
+    frames_8 = sample[:batch]
+    engine.infer(frames_8)
+    ours = batch / best_of(repeats * 5, lambda: engine.infer(frames_8))
+    done = subprocess.run(
+        [trtexec, f"--loadEngine={engine.cache_path}", f"--shapes=images:{batch}x3x{SIDE}x{SIDE}", "--duration=10"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    match = re.search(r"Throughput: ([0-9.]+) qps", done.stdout)
+    if done.returncode != 0 or match is None:
+        print(f"   tensorrt ÷ trtexec: trtexec failed ({done.returncode}): {done.stdout[-300:]}")
+        return
+    theirs = float(match.group(1)) * batch
+    print(f"   tensorrt batch {batch}: {ours:.1f} frames/s, trtexec {theirs:.1f} frames/s → ratio {ours / theirs:.3f}"
+          f" {'OK' if ours / theirs >= 0.9 else 'BELOW GOAL'} (goal >= 0.9)")
+    engine.close()
 
 
 def bench_overhead(model: Path, repeats: int) -> None:
