@@ -37,7 +37,11 @@ def reset() -> None:
     STATE = State()
 
 
-class LogicError(RuntimeError):
+class Error(Exception):
+    """pycuda.driver.Error: base of the driver's exceptions."""
+
+
+class LogicError(Error):
     """pycuda.driver.LogicError: misuse of the API."""
 
 

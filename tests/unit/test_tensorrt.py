@@ -302,7 +302,11 @@ def test_buffer_dtypes_follow_the_engine(trt) -> None:
 
 @pytest.mark.parametrize(
     ("missing", "message"),
-    [("tensorrt", "tensorrt is not importable: install vidwatch\\[gpu\\]"), ("pycuda.driver", "pycuda")],
+    [
+        ("tensorrt", "tensorrt is not importable: install vidwatch\\[gpu\\]"),
+        ("pycuda.driver", "pycuda is not importable"),
+        ("pycuda.autoprimaryctx", "pycuda.autoprimaryctx is not importable"),
+    ],
 )
 def test_missing_runtime_is_unavailable(
     trt, monkeypatch: pytest.MonkeyPatch, models: dict[str, Path], tmp_path: Path, missing: str, message: str

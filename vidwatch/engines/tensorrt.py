@@ -222,10 +222,17 @@ class TensorRTEngine:
         except ImportError as exc:
             raise EngineUnavailable(f"tensorrt is not importable: {INSTALL_HINT}") from exc
         try:
-            import pycuda.autoprimaryctx as primary
             import pycuda.driver as cuda
         except ImportError as exc:
             raise EngineUnavailable(f"pycuda is not importable: {INSTALL_HINT}") from exc
+        try:
+            # retains and pushes the device's primary context (the one TensorRT uses) in this process
+            import pycuda.autoprimaryctx as primary
+        except ImportError as exc:
+            raise EngineUnavailable(f"pycuda.autoprimaryctx is not importable (pycuda >= 2021.1): {exc}") from exc
+        except cuda.Error as exc:
+            raise EngineUnavailable(f"CUDA could not start (driver, device visible?): {exc}") from exc
+        self.close()
         major = major_version(trt.__version__)
         if major < 10:
             raise EngineUnavailable(f"tensorrt {trt.__version__} is too old: 10 or later is needed")
