@@ -291,10 +291,8 @@ class ExecutionContext:
                 nbytes = int(np.prod(shape)) * np.dtype(nptype(dtype)).itemsize
                 feeds[name] = cuda.device_view(self.addresses[name], nbytes).view(nptype(dtype)).reshape(shape)
         outputs = self.engine.session.run(None, feeds)
-        for (name, (mode, _, _)), value in zip(
-            ((n, t) for n, t in self.engine.tensors.items() if t[0] == TensorIOMode.OUTPUT), outputs, strict=True
-        ):
-            assert mode == TensorIOMode.OUTPUT
+        names = [n for n, (mode, _, _) in self.engine.tensors.items() if mode == TensorIOMode.OUTPUT]
+        for name, value in zip(names, outputs, strict=True):
             cuda.device_view(self.addresses[name], value.nbytes)[:] = value.reshape(-1).view(np.uint8)
         return True
 

@@ -73,13 +73,16 @@ def output_format(shape: Sequence[int | str | None], classes: int | None = None)
     raise EngineError(f"model output: cannot tell the layout of {list(shape)}; expected [B, 4+classes, N] or [B, N, 6]")
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, in order of decreasing score (stable)."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = None) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, in order of decreasing score (stable).
+
+    Stops once ``limit`` boxes are kept: later ones could only come after them.
+    """
     order = np.argsort(-scores, kind="stable")
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     areas = (x2 - x1) * (y2 - y1)
     keep: list[int] = []
-    while order.size:
+    while order.size and (limit is None or len(keep) < limit):
         i = order[0]
         keep.append(int(i))
         rest = order[1:]
@@ -119,7 +122,7 @@ def _yolo_image(
     boxes[:, 2:] = cxcywh[:, :2] + cxcywh[:, 2:] / 2
     # class-aware: shift each class to its own region so boxes of different classes never overlap
     offset = classes[:, None].astype(np.float64) * (float(np.abs(boxes).max(initial=0)) + 1.0) * 2
-    keep = nms(boxes.astype(np.float64) + offset, scores, iou)[:max_detections]
+    keep = nms(boxes.astype(np.float64) + offset, scores, iou, limit=max_detections)
     return boxes[keep], scores[keep], classes[keep]
 
 
