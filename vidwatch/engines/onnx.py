@@ -68,6 +68,7 @@ class OnnxEngine:
         self._session: Any = None
         self._errors: tuple[type[BaseException], ...] = ()
         self._layout: tuple[OutputFormat, bool] | None = None
+        self._buffer: np.ndarray | None = None
 
     def load(self) -> None:
         try:
@@ -92,7 +93,7 @@ class OnnxEngine:
             self._session = ort.InferenceSession(str(model), sess_options=options, providers=self.providers)
         except self._errors as exc:
             raise EngineError(f"engine onnx: {model}: cannot create a session: {exc}") from exc
-        self._layout = None
+        self._layout, self._buffer = None, None
         logger.info(
             "engine onnx: %s input %s %sx%s batch %s, %d classes, providers %s, %d threads",
             model, self.spec.input_name, self.spec.input_hw[1], self.spec.input_hw[0],
@@ -104,6 +105,7 @@ class OnnxEngine:
 
     def close(self) -> None:
         self._session = None
+        self._buffer = None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Raw inference: the model's first output for ``batch`` (already pre-processed)."""
@@ -114,6 +116,13 @@ class OnnxEngine:
         except self._errors as exc:
             raise EngineError(f"engine onnx: {self.spec.path}: inference failed: {exc}") from exc
 
+    def _input_buffer(self, count: int) -> np.ndarray:
+        """A reused input array for at least ``count`` images: a fresh 40 MB batch costs as much as filling it."""
+        spec = self.spec
+        if self._buffer is None or self._buffer.shape[0] < count:
+            self._buffer = np.empty((count, 3, *spec.input_hw), dtype=spec.input_dtype)  # type: ignore[union-attr]
+        return self._buffer[:count]
+
     def infer(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         if not frames:
             return []
@@ -123,10 +132,13 @@ class OnnxEngine:
         results: list[list[Detection]] = []
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
-            # a fixed-batch model runs padded: it gets its whole batch, we read back the frames given
-            out = np.zeros((step, 3, *self.spec.input_hw), self.spec.input_dtype) if self.spec.batch else None
-            batch, boxes = letterbox_batch(chunk, self.spec.input_size, out=out, dtype=self.spec.input_dtype)
-            output = self.run(out if out is not None else batch)
+            buffer = self._input_buffer(step)
+            batch, boxes = letterbox_batch(chunk, self.spec.input_size, out=buffer)
+            if self.spec.batch:
+                # a fixed-batch model runs padded: it gets its whole batch, we read back the frames given
+                buffer[len(chunk) :] = 0
+                batch = buffer
+            output = self.run(batch)
             if self._layout is None:
                 self._layout = output_format(output.shape, len(self.spec.names) or None)
             results.extend(
