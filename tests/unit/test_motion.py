@@ -42,3 +42,16 @@ def test_region_mask_scales_with_the_frame() -> None:
     assert mask.shape == (240, 320)
     assert mask[:, :150].all() and not mask[:, 170:].any()
     assert region_mask([], 320, 240) is None
+
+
+def test_shrunk_frames_give_boxes_in_frame_pixels() -> None:
+    full = MotionDetector(5.0, min_area=64)
+    shrunk = MotionDetector(5.0, min_area=64, max_side=160)
+    full.reset()
+    shrunk.reset()
+    for frame in _moving_square():
+        a, b = full.detect(frame), shrunk.detect(frame)
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert y.box == pytest.approx(x.box, abs=4.0)  # 2 px at half size
+            assert all(type(v) is float for v in y.box)

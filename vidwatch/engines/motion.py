@@ -42,10 +42,14 @@ class MotionDetector:
     """A blob is motion only while it is moving: MOG2 alone keeps reporting an object that
     stopped until it fades into the background, which would stretch activity segments."""
 
-    def __init__(self, fps: float, *, min_area: int, regions: Sequence[Polygon] = ()) -> None:
+    def __init__(
+        self, fps: float, *, min_area: int, regions: Sequence[Polygon] = (), max_side: int | None = None
+    ) -> None:
+        """``max_side``: look at frames shrunk to this long side (cheaper; boxes still in frame pixels)."""
         self.fps = fps
         self.min_area = min_area
         self.regions = [list(p) for p in regions]
+        self.max_side = max_side
         self._mog: cv2.BackgroundSubtractorMOG2 | None = None
         self._previous: np.ndarray | None = None
         self._mask: np.ndarray | None = None
@@ -53,8 +57,8 @@ class MotionDetector:
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
     @classmethod
-    def from_config(cls, config: EngineConfig, fps: float) -> MotionDetector:
-        return cls(fps, min_area=config.motion_min_area, regions=config.motion_regions)
+    def from_config(cls, config: EngineConfig, fps: float, *, max_side: int | None = None) -> MotionDetector:
+        return cls(fps, min_area=config.motion_min_area, regions=config.motion_regions, max_side=max_side)
 
     def reset(self) -> None:
         history = max(10, int(MOTION_HISTORY_S * self.fps))
@@ -65,6 +69,10 @@ class MotionDetector:
         """Moving blobs in ``frame`` (the first frame after a reset only seeds the background)."""
         if self._mog is None:
             self.reset()
+        scale = 1.0
+        if self.max_side is not None and max(frame.shape[:2]) > self.max_side:
+            scale = self.max_side / max(frame.shape[:2])
+            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         mask = self._mog.apply(frame)  # type: ignore[union-attr]
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         previous, self._previous = self._previous, grey
@@ -77,14 +85,16 @@ class MotionDetector:
         changed = cv2.absdiff(grey, previous) > FRAME_DELTA_THRESHOLD
         count, _, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
         found = []
+        min_area = self.min_area * scale * scale
         for x, y, w, h, area in stats[1:count]:
-            if area < self.min_area:
+            if area < min_area:
                 continue
             moving = changed[y : y + h, x : x + w].mean()
             if moving < MIN_MOVING_FRACTION:
                 continue
             score = float(min(1.0, moving * 4))
-            found.append(Detection("motion", score, (float(x), float(y), float(x + w), float(y + h))))
+            box = (float(x / scale), float(y / scale), float((x + w) / scale), float((y + h) / scale))
+            found.append(Detection("motion", score, box))
         return found
 
     def _region_mask(self, width: int, height: int) -> np.ndarray | None:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 TRACK_MAX_AGE_S = 1.0
 DECODE_TIMEOUT_PER_MEDIA_S = 4.0
+MOTION_GATE_SIDE = 320  # the motion gate looks at frames shrunk to this long side: a yes/no needs no detail
 STATIC_FLUSH_FRAMES = 256  # motion gate: static frames waiting for a full engine batch before they are flushed
 _NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
@@ -59,8 +60,9 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine, *, camera:
     best_area = 0.0
 
     analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
-    gate = MotionDetector.from_config(config.engine, fps) if config.analysis.motion_gate else None
-    if gate is not None:
+    gate = None
+    if config.analysis.motion_gate:
+        gate = MotionDetector.from_config(config.engine, fps, max_side=MOTION_GATE_SIDE)
         gate.reset()
 
     def flush(batch: list[Frame], static: set[int]) -> None:
