@@ -191,7 +191,9 @@ class EngineConfig(_Section):
         description="tensorrt: fp16 sets TensorRT 10's FP16 flag; TensorRT 11 builds the types in the ONNX file.",
     )
     workspace_mib: int = Field(1024, ge=16, description="tensorrt: builder workspace limit, MiB.")
-    cache_dir: Path = Field(Path("var/engines"), description="tensorrt: where built engines are cached.")
+    cache_dir: Path | None = Field(
+        None, description="tensorrt: where built engines are cached; default: <[paths] state_dir>/engines."
+    )
 
     @field_validator("motion_regions")
     @classmethod
@@ -263,7 +265,7 @@ class Config(BaseModel):
             update={
                 "model": absolute(self.engine.model) if self.engine.model else None,
                 "labels": absolute(self.engine.labels) if self.engine.labels else None,
-                "cache_dir": absolute(self.engine.cache_dir),
+                "cache_dir": absolute(self.engine.cache_dir or self.paths.state_dir / "engines"),
             }
         )
         return self.model_copy(update={"watch": watch, "paths": paths, "engine": engine})

@@ -22,6 +22,7 @@ from vidwatch.engines.base import choose_kind
 from vidwatch.engines.model import read_model
 from vidwatch.engines.onnx import OnnxEngine
 from vidwatch.engines.postprocess import output_format
+from vidwatch.engines.tensorrt import DEFAULT_CACHE_DIR
 from vidwatch.errors import EngineError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def engine_checks(config: Config) -> list[Check]:
     checks.append(_onnxruntime_check(kind))
     checks.extend(_model_checks(engine, kind))
     if kind == "tensorrt":
-        checks.append(_cache_check(engine.cache_dir))
+        checks.append(_cache_check(engine.cache_dir or DEFAULT_CACHE_DIR.absolute()))
     return checks
 
 

@@ -25,6 +25,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "install vidwatch[gpu] on a host with an NVIDIA driver"
 SLOTS = 2
+DEFAULT_CACHE_DIR = Path("var/engines")  # where no configuration was loaded (load_config sets <state_dir>/engines)
 
 
 def major_version(version: str) -> int:
@@ -248,7 +250,7 @@ class TensorRTEngine:
             precision=precision_for(major, config.precision),
             profiles=((spec.input_name, *shapes),),
         )
-        path = trt_cache.engine_path(config.cache_dir, spec.path, key)
+        path = trt_cache.engine_path(config.cache_dir or DEFAULT_CACHE_DIR.absolute(), spec.path, key)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         with trt_cache.locked(path):
             engine = None
