@@ -361,3 +361,21 @@ def test_importing_the_engines_loads_no_runtime() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_auto_falls_back_to_onnx_when_tensorrt_cannot_load(
+    trt, monkeypatch: pytest.MonkeyPatch, models: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vidwatch.engines import gpu, load_engine
+
+    monkeypatch.setattr(gpu, "tensorrt_missing", lambda: None)
+    trt.CALLS.fail_build = True
+    auto = EngineConfig(kind="auto", model=models["yolo"], cache_dir=tmp_path)
+    engine = load_engine(auto, 5.0)
+    assert engine.kind == "onnx"
+    assert "tensorrt could not load" in caplog.text
+    assert [len(f) for f in engine.infer(_frames(2))] == [1, 2]
+    with pytest.raises(EngineError, match="build_serialized_network failed"):
+        load_engine(auto.model_copy(update={"kind": "tensorrt"}), 5.0)
+    trt.CALLS.fail_build = False
+    assert load_engine(auto, 5.0).kind == "tensorrt"

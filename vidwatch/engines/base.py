@@ -117,3 +117,21 @@ def create_engine(config: EngineConfig, fps: float) -> Engine:
         raise EngineUnavailable(f"engine {kind!r} is not available in this build (have: {', '.join(registered())})")
     logger.info("engine: %s (%s)", kind, why)
     return factory(config, fps)
+
+
+def load_engine(config: EngineConfig, fps: float) -> Engine:
+    """Build and load the configured engine, in the process that will use it (after any fork).
+
+    Where ``auto`` chose tensorrt and it cannot load (CUDA does not start, the ONNX parser
+    refuses the model), the onnx engine runs the same model instead, with a warning.
+    """
+    engine = create_engine(config, fps)
+    try:
+        engine.load()
+    except EngineError as exc:
+        if config.kind != "auto" or engine.kind != "tensorrt" or "onnx" not in _REGISTRY:
+            raise
+        logger.warning("engine: tensorrt could not load (%s): falling back to onnx", exc)
+        engine = _REGISTRY["onnx"](config, fps)
+        engine.load()
+    return engine

@@ -14,7 +14,7 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from vidwatch.config import Config
-from vidwatch.engines import Engine, choose_kind, create_engine
+from vidwatch.engines import Engine, choose_kind, load_engine
 from vidwatch.errors import EngineError, SourceError
 from vidwatch.media.probe import probe
 from vidwatch.results.connection import connect
@@ -59,9 +59,7 @@ class WorkerContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            engine = create_engine(self.config.engine, self.config.analysis.fps)
-            engine.load()
-            self._engine = engine
+            self._engine = load_engine(self.config.engine, self.config.analysis.fps)
         return self._engine
 
     def analyze_video(self, video_id: str, worker: str) -> str:
