@@ -149,8 +149,6 @@ def test_no_model_configured_is_refused() -> None:
     ],
 )
 def test_auto_choice(monkeypatch: pytest.MonkeyPatch, model: str | None, missing: str | None, kind: str) -> None:
-    import vidwatch.engines.tensorrt  # noqa: F401 - registers the engine
-
     monkeypatch.setattr(gpu, "tensorrt_missing", lambda: missing)
     chosen, why = base.choose_kind(EngineConfig(model=model))
     assert chosen == kind
