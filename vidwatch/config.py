@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
@@ -155,6 +156,9 @@ class AnalysisConfig(_Section):
     segment_seconds: float = Field(300.0, ge=5, description="Videos longer than this are analysed in segments.")
     min_gap_seconds: float = Field(1.0, ge=0, description="Activity separated by less than this is one segment.")
     min_activity_seconds: float = Field(0.0, ge=0, description="Activity segments shorter than this are dropped.")
+    motion_gate: bool = Field(
+        False, description="Run the engine only on frames where motion (MOG2) was found; others count as empty."
+    )
 
 
 class EngineConfig(_Section):
@@ -166,6 +170,40 @@ class EngineConfig(_Section):
     )
     motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
     person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")
+    motion_regions: list[list[tuple[float, float]]] = Field(
+        default_factory=list,
+        description="opencv motion (and the motion gate): polygons, as [x, y] fractions of the frame (0..1), "
+        "where motion counts; empty: the whole frame.",
+    )
+    labels: Path | None = Field(
+        None, description="Class names, one per line in class order; default: the model's 'names' metadata."
+    )
+    confidence: float = Field(0.25, gt=0, lt=1, description="onnx/tensorrt: smallest class score kept.")
+    iou: float = Field(0.45, gt=0, le=1, description="onnx/tensorrt: IoU above which NMS drops the weaker box.")
+    input_size: int = Field(
+        640, ge=32, le=4096, description="onnx/tensorrt: square input side for a model whose size is dynamic."
+    )
+    threads: int = Field(
+        0, ge=0, le=256, description="onnx: intra-op threads; 0: the cores this worker process may run on."
+    )
+    precision: Literal["fp16", "fp32"] = Field(
+        "fp16",
+        description="tensorrt: fp16 sets TensorRT 10's FP16 flag; TensorRT 11 builds the types in the ONNX file.",
+    )
+    workspace_mib: int = Field(1024, ge=16, description="tensorrt: builder workspace limit, MiB.")
+    cache_dir: Path | None = Field(
+        None, description="tensorrt: where built engines are cached; default: <[paths] state_dir>/engines."
+    )
+
+    @field_validator("motion_regions")
+    @classmethod
+    def _polygons(cls, value: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for polygon in value:
+            if len(polygon) < 3:
+                raise ValueError(f"a region needs at least 3 points, got {len(polygon)}")
+            if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in polygon):
+                raise ValueError("region points are fractions of the frame: expected 0 <= x, y <= 1")
+        return value
 
 
 class NormalizeConfig(_Section):
@@ -200,6 +238,11 @@ class Config(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    analyzers: list[AnalyzerConfig] = Field(
+        default_factory=list,
+        description="Optional per-frame analyzers, one [[analyzers]] table each, chosen by `type` "
+        "(edges, lines, sharpness, ground); their findings go to the summary's `analyzers` field.",
+    )
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -218,7 +261,13 @@ class Config(BaseModel):
                 "spool_dir": absolute(self.paths.spool_dir) if self.paths.spool_dir else None,
             }
         )
-        engine = self.engine.model_copy(update={"model": absolute(self.engine.model) if self.engine.model else None})
+        engine = self.engine.model_copy(
+            update={
+                "model": absolute(self.engine.model) if self.engine.model else None,
+                "labels": absolute(self.engine.labels) if self.engine.labels else None,
+                "cache_dir": absolute(self.engine.cache_dir or self.paths.state_dir / "engines"),
+            }
+        )
         return self.model_copy(update={"watch": watch, "paths": paths, "engine": engine})
 
 

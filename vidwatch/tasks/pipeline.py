@@ -10,8 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidwatch.analyzers import Context as AnalyzerContext
+from vidwatch.analyzers import build as build_analyzers
+from vidwatch.analyzers import summaries as analyzer_summaries
 from vidwatch.config import Config
 from vidwatch.engines.base import Detection, Engine
+from vidwatch.engines.motion import MotionDetector
 from vidwatch.media.decode import Frame, FrameReader, decode_size
 from vidwatch.media.probe import Probe
 from vidwatch.results.summary import SummaryBuilder
@@ -22,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 TRACK_MAX_AGE_S = 1.0
 DECODE_TIMEOUT_PER_MEDIA_S = 4.0
+MOTION_GATE_SIDE = 320  # the motion gate looks at frames shrunk to this long side: a yes/no needs no detail
+STATIC_FLUSH_FRAMES = 256  # motion gate: static frames waiting for a full engine batch before they are flushed
+_NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
 @dataclass
@@ -32,9 +39,10 @@ class Analysis:
     wall_s: float
     best_frame: np.ndarray | None = None
     best_detections: list[Detection] = field(default_factory=list)
+    analyzers: dict[str, object] = field(default_factory=dict)  # each configured analyzer's summary
 
 
-def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysis:
+def analyze(path: Path, facts: Probe, config: Config, engine: Engine, *, camera: str = "default") -> Analysis:
     """Run the engine over every analysed frame of ``path``; boxes come back in source pixels."""
     fps = config.analysis.fps
     size = decode_size(facts.width, facts.height, config.analysis.size)
@@ -51,11 +59,20 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
     result = Analysis([], builder, facts.duration_s, 0.0)
     best_area = 0.0
 
-    def flush(batch: list[Frame]) -> None:
+    analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
+    gate = None
+    if config.analysis.motion_gate:
+        gate = MotionDetector.from_config(config.engine, fps, max_side=MOTION_GATE_SIDE)
+        gate.reset()
+
+    def flush(batch: list[Frame], static: set[int]) -> None:
         nonlocal best_area
-        outputs = engine.infer([f.image for f in batch])
+        found_iter = iter(engine.infer([f.image for i, f in enumerate(batch) if i not in static]))
+        outputs = [[] if i in static else next(found_iter) for i in range(len(batch))]
         for frame, found in zip(batch, outputs, strict=True):
             tracked = tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
+            for analyzer in analyzers:
+                tracked = analyzer.annotate(tracked)
             builder.add(frame.pts_s, tracked)
             if tracked:
                 result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
@@ -64,13 +81,20 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
                     best_area, result.best_frame, result.best_detections = area, frame.image, tracked
 
     batch: list[Frame] = []
+    static: set[int] = set()  # positions in batch the motion gate keeps from the engine
     for frame in reader:
+        for analyzer in analyzers:
+            analyzer.observe(frame.image, frame.pts_s)
+        if gate is not None and not gate.detect(frame.image):
+            static.add(len(batch))
+            frame = Frame(frame.index, frame.pts_s, _NO_IMAGE)  # noqa: PLW2901 - a static frame's pixels are not kept
         batch.append(frame)
-        if len(batch) >= config.engine.batch:
-            flush(batch)
-            batch = []
+        if len(batch) - len(static) >= config.engine.batch or len(static) >= STATIC_FLUSH_FRAMES:
+            flush(batch, static)
+            batch, static = [], set()
     if batch:
-        flush(batch)
+        flush(batch, static)
+    result.analyzers = analyzer_summaries(analyzers)
     result.wall_s = time.monotonic() - started
     return result
 

@@ -14,7 +14,7 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from vidwatch.config import Config
-from vidwatch.engines import Engine, choose_kind, create_engine
+from vidwatch.engines import Engine, choose_kind, load_engine
 from vidwatch.errors import EngineError, SourceError
 from vidwatch.media.probe import probe
 from vidwatch.results.connection import connect
@@ -59,9 +59,7 @@ class WorkerContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            engine = create_engine(self.config.engine, self.config.analysis.fps)
-            engine.load()
-            self._engine = engine
+            self._engine = load_engine(self.config.engine, self.config.analysis.fps)
         return self._engine
 
     def analyze_video(self, video_id: str, worker: str) -> str:
@@ -100,7 +98,7 @@ class WorkerContext:
             raise SourceError(f"spooled copy {spool} is missing")
         facts = probe(spool)
         engine = self.engine
-        analysis = analyze(spool, facts, self.config, engine)
+        analysis = analyze(spool, facts, self.config, engine, camera=camera)
         start_ts = float(record.get("start_ts") or time.time())
         self.writer.write_segment(video_id, 0, camera, start_ts, analysis.frames)
         thumb = save_thumbnail(analysis, facts, self.config.paths.state_dir / "thumbnails" / f"{video_id}.jpg")
@@ -122,6 +120,8 @@ class WorkerContext:
                 "worker": worker,
             },
         }
+        if analysis.analyzers:
+            summary["analyzers"] = analysis.analyzers
         first = {label: stats.first_pts for label, stats in builder.labels.items() if stats.first_pts is not None}
         summary_id = self.writer.write_summary(video_id, path, camera, start_ts, summary, first)
         logger.info(
