@@ -26,6 +26,7 @@ def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentP
                                 description="Check ffmpeg, Redis, the broker, the roots, inotify limits, the engine "
                                 "and spool space; exit 1 on any FAIL.")
     doctor.add_argument("--json", action="store_true", help="one JSON object")
+    doctor.add_argument("--model", type=Path, help="load this ONNX model: inputs, outputs, classes and a timing")
     status = command.add_parser("status", parents=[common], help="backlog, queues, workers, in-flight videos",
                                 description="Backlog by state, queue depths, live workers, in-flight videos with "
                                 "progress, recent failures.")
@@ -59,6 +60,10 @@ def _systemd_install(args: argparse.Namespace, config: Config) -> int:
 def _doctor(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.ops.doctor import exit_code, run_checks
 
+    if args.model is not None:
+        from vidwatch.engines.report import model_report
+
+        _out(model_report(args.model, config.engine.batch, labels=config.engine.labels))
     findings = run_checks(config)
     if args.json:
         _out(json.dumps([f.__dict__ for f in findings], indent=2))

@@ -24,7 +24,6 @@ from kombu import Connection
 from vidwatch.api.server import SPOOL_MIN_FREE_BYTES, spool_space
 from vidwatch.config import Config
 from vidwatch.daemon.watch import choose_mode, filesystem_type
-from vidwatch.engines import choose_kind
 from vidwatch.results.connection import connect
 
 Level = Literal["OK", "WARN", "FAIL"]
@@ -178,11 +177,6 @@ def check_inotify(config: Config) -> Iterable[Finding]:
         yield Finding("OK", "inotify max_queued_events", str(queued))
 
 
-def check_engine(config: Config) -> Iterable[Finding]:
-    kind, why = choose_kind(config.engine)
-    yield Finding("OK", "engine", f"kind = {config.engine.kind!r} runs {kind}: {why}")
-
-
 def check_spool(config: Config) -> Iterable[Finding]:
     spool = config.paths.spool
     for folder in dict.fromkeys((config.paths.state_dir, spool)):
@@ -223,13 +217,20 @@ def from_tuples(check: Callable[[Config], Iterable[tuple[str, str, str]]]) -> Ch
     return adapted
 
 
+def engine_checks(config: Config) -> Iterable[tuple[str, str, str]]:
+    """The engine ``auto`` picks and why, GPU / TensorRT / pycuda / ONNX Runtime availability."""
+    from vidwatch.engines.report import engine_checks as checks
+
+    return checks(config)
+
+
 CHECKS: list[CheckFn] = [
     check_ffmpeg,
     check_redis,
     check_broker,
     check_roots,
     check_inotify,
-    check_engine,
+    from_tuples(engine_checks),
     check_spool,
 ]
 
