@@ -105,6 +105,7 @@ class Ingestor:
         if state not in ("seen", "normalizing"):
             return None
         spooled = self.config.paths.spool / f"{video_id}.mp4"
+        started = time.monotonic()
         try:
             facts = self._probe_source(video_id, record, spooled)
         except SourceError as exc:
@@ -120,7 +121,6 @@ class Ingestor:
             detail: dict[str, Any] = {"method": "spooled before", **facts.as_record()}
             fields: dict[str, Any] = {"spool_path": str(spooled)}
         else:
-            started = time.monotonic()
             try:
                 result = normalize(Path(path), spooled, facts, self.config.normalize)
             except NormalizeError as exc:
