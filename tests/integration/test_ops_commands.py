@@ -26,7 +26,7 @@ def test_doctor_passes_on_a_good_host_and_fails_with_the_fix(site: dict, ffmpeg:
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
     for start in ("OK   ffmpeg: ffmpeg version", "OK   ffprobe:", "OK   ffmpeg hwaccels:", "OK   redis: Redis ",
-                  "OK   broker: RabbitMQ", f"OK   root {site['inbox']}: readable", "OK   engine: kind = 'auto' runs",
+                  "OK   broker: RabbitMQ", f"OK   root {site['inbox']}: readable", "OK   engine: opencv",
                   "OK   spool space:"):
         assert any(line.startswith(start) for line in lines), (start, good.stdout)
     assert "watched with inotify" in good.stdout or "watched with poll" in good.stdout
