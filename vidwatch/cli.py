@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     worker = command("worker", "a Celery worker that analyses videos")
     worker.add_argument("-Q", "--queues", default="gpu,cpu,summary", help="queues to consume (comma-separated)")
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
+    worker.add_argument("--gpu", type=int, default=None, metavar="N",
+                        help="pin this worker to GPU N (sets CUDA_VISIBLE_DEVICES; one process owns the GPU)")
     tail = command("tail", "follow a results stream")
     tail.add_argument("stream", nargs="?", default="events", help="events, summaries or detections:<camera>")
     tail.add_argument("--group", help="read as this consumer group (entries acknowledged once printed)")
@@ -86,7 +89,15 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         unknown = sorted(set(queues) - {"gpu", "cpu", "summary"})
         if unknown or not queues:
             raise ConfigError(f"--queues: unknown queue(s) {unknown or queues}: expected gpu, cpu, summary")
-        return run_worker(config, queues, args.concurrency or config.worker.concurrency)
+        concurrency = args.concurrency or config.worker.concurrency
+        if args.gpu is not None:
+            if args.gpu < 0:
+                raise ConfigError(f"--gpu: expected a GPU index >= 0, got {args.gpu}")
+            # before anything can create a CUDA context: the engine loads in the pool process
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+            os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+            concurrency = 1
+        return run_worker(config, queues, concurrency)
     if args.command == "tail":
         return _tail(args, config)
     if args.command in ("systemd", "doctor", "status"):

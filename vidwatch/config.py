@@ -220,6 +220,14 @@ class NormalizeConfig(_Section):
 class WorkerConfig(_Section):
     concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker`.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Period of the worker's liveness key in Redis.")
+    max_deliveries: int = Field(
+        3, ge=1, le=100, description="A task delivered more often than this is poison: its video fails, "
+        "the message is dead-lettered to the 'dead' queue."
+    )
+    task_time_limit_seconds: float = Field(
+        1500.0, ge=30, description="Hard limit of one task; keep it below RabbitMQ's consumer_timeout "
+        "(30 min by default), or the broker closes the channel and the task loops."
+    )
 
 
 class LogConfig(_Section):

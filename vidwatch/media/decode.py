@@ -71,6 +71,8 @@ class FrameReader:
         self._stderr: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
+        # frames are numbered on the video's analysis grid (frame n at n / fps), also in a segment
+        self.first_index = round(start_s * fps)
 
     def _args(self) -> list[str]:
         width, height = self.size
@@ -109,7 +111,7 @@ class FrameReader:
                 if item is _END:
                     break
                 image = np.frombuffer(item, np.uint8).reshape(height, width, 3)  # type: ignore[arg-type]
-                yield Frame(index, self.start_s + index / self.fps, image)
+                yield Frame(self.first_index + index, (self.first_index + index) / self.fps, image)
                 index += 1
         finally:
             if proc.poll() is None:

@@ -25,6 +25,7 @@ from vidwatch.tasks.track import Tracker
 logger = logging.getLogger(__name__)
 
 TRACK_MAX_AGE_S = 1.0
+PREROLL_S = 6.0  # a segment decodes this much before its start, so background models have learnt the scene
 DECODE_TIMEOUT_PER_MEDIA_S = 4.0
 MOTION_GATE_SIDE = 320  # the motion gate looks at frames shrunk to this long side: a yes/no needs no detail
 STATIC_FLUSH_FRAMES = 256  # motion gate: static frames waiting for a full engine batch before they are flushed
@@ -40,23 +41,45 @@ class Analysis:
     best_frame: np.ndarray | None = None
     best_detections: list[Detection] = field(default_factory=list)
     analyzers: dict[str, object] = field(default_factory=dict)  # each configured analyzer's summary
+    # each track's first and last sighting: (label, box, pts) — what joins tracks across segments
+    track_first: dict[int, tuple[str, tuple[float, float, float, float], float]] = field(default_factory=dict)
+    track_last: dict[int, tuple[str, tuple[float, float, float, float], float]] = field(default_factory=dict)
 
 
-def analyze(path: Path, facts: Probe, config: Config, engine: Engine, *, camera: str = "default") -> Analysis:
-    """Run the engine over every analysed frame of ``path``; boxes come back in source pixels."""
+def analyze(
+    path: Path,
+    facts: Probe,
+    config: Config,
+    engine: Engine,
+    *,
+    camera: str = "default",
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    track_base: int = 0,
+) -> Analysis:
+    """Run the engine over every analysed frame of ``path`` (or of ``[start_s, start_s + duration_s)``).
+
+    Boxes come back in source pixels; frame numbers and pts are the video's, not the
+    segment's; track ids start above ``track_base`` so segments never share one.
+    """
     fps = config.analysis.fps
     size = decode_size(facts.width, facts.height, config.analysis.size)
     sx, sy = facts.width / size[0], facts.height / size[1]
     started = time.monotonic()
+    length_s = facts.duration_s - start_s if duration_s is None else duration_s
+    first_index = round(start_s * fps)
+    preroll_s = min(start_s, PREROLL_S)
     reader = FrameReader(
-        path, fps=fps, size=size, timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * facts.duration_s
+        path, fps=fps, size=size, start_s=start_s - preroll_s,
+        duration_s=None if duration_s is None else duration_s + preroll_s,
+        timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * (length_s + preroll_s),
     )
     engine.reset()
-    tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)))
+    tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)), first_id=track_base + 1)
     builder = SummaryBuilder(
         fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
     )
-    result = Analysis([], builder, facts.duration_s, 0.0)
+    result = Analysis([], builder, length_s, 0.0)
     best_area = 0.0
 
     analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
@@ -74,6 +97,10 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine, *, camera:
             for analyzer in analyzers:
                 tracked = analyzer.annotate(tracked)
             builder.add(frame.pts_s, tracked)
+            for det in tracked:
+                if det.track is not None:
+                    result.track_first.setdefault(det.track, (det.label, det.box, frame.pts_s))
+                    result.track_last[det.track] = (det.label, det.box, frame.pts_s)
             if tracked:
                 result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
                 area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
@@ -82,7 +109,21 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine, *, camera:
 
     batch: list[Frame] = []
     static: set[int] = set()  # positions in batch the motion gate keeps from the engine
+    preroll: list[np.ndarray] = []
     for frame in reader:
+        if frame.index < first_index:
+            # Pre-roll: background models learn the scene before the segment starts, as they
+            # would have in one pass; nothing is recorded for these frames.
+            if gate is not None:
+                gate.detect(frame.image)
+            preroll.append(frame.image)
+            if len(preroll) >= config.engine.batch:
+                engine.infer(preroll)
+                preroll = []
+            continue
+        if preroll:
+            engine.infer(preroll)
+            preroll = []
         for analyzer in analyzers:
             analyzer.observe(frame.image, frame.pts_s)
         if gate is not None and not gate.detect(frame.image):
