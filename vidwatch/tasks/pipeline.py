@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from vidwatch.tasks.track import Tracker
 logger = logging.getLogger(__name__)
 
 TRACK_MAX_AGE_S = 1.0
+PROGRESS_EVERY_S = 5.0  # at most one progress report per segment this often
 PREROLL_S = 6.0  # a segment decodes this much before its start, so background models have learnt the scene
 DECODE_TIMEOUT_PER_MEDIA_S = 4.0
 MOTION_GATE_SIDE = 320  # the motion gate looks at frames shrunk to this long side: a yes/no needs no detail
@@ -56,6 +58,7 @@ def analyze(
     start_s: float = 0.0,
     duration_s: float | None = None,
     track_base: int = 0,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Analysis:
     """Run the engine over every analysed frame of ``path`` (or of ``[start_s, start_s + duration_s)``).
 
@@ -110,6 +113,8 @@ def analyze(
     batch: list[Frame] = []
     static: set[int] = set()  # positions in batch the motion gate keeps from the engine
     preroll: list[np.ndarray] = []
+    expected_frames = max(1.0, length_s * fps)
+    next_progress = time.monotonic() + PROGRESS_EVERY_S
     for frame in reader:
         if frame.index < first_index:
             # Pre-roll: background models learn the scene before the segment starts, as they
@@ -124,6 +129,9 @@ def analyze(
         if preroll:
             engine.infer(preroll)
             preroll = []
+        if on_progress is not None and time.monotonic() >= next_progress:
+            on_progress(min(1.0, (frame.index - first_index) / expected_frames))
+            next_progress = time.monotonic() + PROGRESS_EVERY_S
         for analyzer in analyzers:
             analyzer.observe(frame.image, frame.pts_s)
         if gate is not None and not gate.detect(frame.image):

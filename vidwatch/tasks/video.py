@@ -201,9 +201,13 @@ class WorkerContext:
         start_s, length_s = segments[k]
         last = k == len(segments) - 1
         started = time.monotonic()
+        def progress(fraction: float) -> None:
+            self._event("progress", video_id, path,
+                        {"segment": k, "segments": len(segments), "percent": round(100 * fraction, 1)})
+
         analysis = analyze(
             spool, facts, self.config, self.engine, camera=camera, start_s=start_s,
-            duration_s=None if last else length_s, track_base=join.track_base(k),
+            duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
         )
         wall_s = time.monotonic() - started
         thumbs = self.config.paths.state_dir / "thumbnails"
