@@ -82,7 +82,7 @@ class FrameReader:
         if self.duration_s is not None:
             input_opts["t"] = f"{self.duration_s:.3f}"
         stream = ffmpeg.input(f"file:{self.path}", **input_opts)["v:0"]
-        stream = stream.filter("fps", fps=f"{self.fps:.6g}").filter("scale", width, height)
+        stream = stream.filter("fps", fps=f"{self.fps:.6g}").filter("scale", width, height, flags="area")
         out = ffmpeg.output(stream, "pipe:1", format="rawvideo", pix_fmt="bgr24")
         return ffmpeg.compile(out.global_args("-nostdin", "-hide_banner", "-v", "error"), cmd="ffmpeg")
 
