@@ -20,6 +20,15 @@ def dead_letter_queue() -> Queue:
     return Queue(DEAD_QUEUE, Exchange(DEAD_EXCHANGE, type="fanout", durable=True), routing_key="#", durable=True)
 
 
+def queue_arguments(config: Config) -> dict[str, object]:
+    """Dead-lettering always; quorum queues on request (they also keep a broker-side delivery count)."""
+    arguments: dict[str, object] = {"x-dead-letter-exchange": DEAD_EXCHANGE}
+    if config.broker.quorum_queues:
+        arguments["x-queue-type"] = "quorum"
+        arguments["x-delivery-limit"] = config.worker.max_deliveries + 1
+    return arguments
+
+
 def time_limits(config: Config, media_s: float) -> tuple[float, float]:
     """(soft, hard) limits for analysing ``media_s`` seconds of video, under the configured cap.
 
@@ -36,8 +45,7 @@ def make_app(config: Config) -> Celery:
     exchange = Exchange("vidwatch", type="direct", durable=True)
     app.conf.update(
         task_queues=[
-            Queue(name, exchange, routing_key=name, durable=True,
-                  queue_arguments={"x-dead-letter-exchange": DEAD_EXCHANGE})
+            Queue(name, exchange, routing_key=name, durable=True, queue_arguments=queue_arguments(config))
             for name in QUEUES
         ],
         task_default_queue="cpu",
