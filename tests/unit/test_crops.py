@@ -107,3 +107,18 @@ def test_merge_keeps_unmapped_tracks() -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="expected min_side_px >= 1"):
         BestCrops(min_side_px=0)
+
+
+def test_source_pixel_boxes_on_a_smaller_analysed_frame(tmp_path: Path) -> None:
+    analysed = textured(5, shape=(240, 320))  # a 1280x960 source analysed at 320x240
+    marker = analysed.copy()
+    marker[60:120, 80:160] = (0, 0, 255)  # the object, in analysed pixels
+    crops = BestCrops(min_side_px=100, pad=0.0)
+    source_box = (320.0, 240.0, 640.0, 480.0)  # the same object in source pixels
+    crops.add(marker, 2.0, [det(3, source_box), det(4, (0, 0, 80, 80))], image_scale=(0.25, 0.25))
+    out = crops.write(tmp_path)
+    assert sorted(out) == [3]  # track 4 is 80 source pixels: below min_side_px
+    assert out[3]["box"] == [320.0, 240.0, 640.0, 480.0]
+    image = cv2.imread(out[3]["path"])
+    assert image.shape[:2] == (60, 80)
+    assert tuple(int(v) for v in image[30, 40]) == pytest.approx((0, 0, 255), abs=3)

@@ -13,8 +13,9 @@ and the values comparable between small and large boxes.
 
 Cheap per frame: ``sharpness <= 1``, so ``confidence × sqrt(area)`` bounds the quality of
 a candidate before any pixel is touched; only a candidate whose bound beats its track's
-current best is cropped and measured. At most one small image (long side
-``max_side_px``) per track is held in memory.
+current best is cropped and measured. Each track holds one small JPEG in memory (its
+best crop, long side at most ``max_side_px``, encoded when it becomes the best), a few
+kilobytes, so a segment with thousands of tracks stays small.
 
 >>> import numpy as np
 >>> from types import SimpleNamespace as Det
@@ -62,7 +63,7 @@ class _Best:
     quality: float
     confidence: float
     box: tuple[float, float, float, float]
-    image: np.ndarray
+    jpeg: bytes
 
 
 def sharpness(grey: np.ndarray) -> float:
@@ -79,8 +80,8 @@ class BestCrops:
     """The best crop per track of one video (or segment).
 
     Call :meth:`add` once per analysed frame, in any order, with the frame's BGR image and
-    its tracked detections (boxes in that image's pixels; detections without a track are
-    ignored), then :meth:`write` once.
+    its tracked detections (detections without a track are ignored), then :meth:`write`
+    once.
     """
 
     def __init__(
@@ -106,14 +107,29 @@ class BestCrops:
     def tracks(self) -> list[int]:
         return list(self._best)
 
-    def add(self, image: np.ndarray, pts: float, detections: Iterable[TrackedDetection]) -> None:
-        """Consider each tracked detection of one analysed frame."""
+    def add(
+        self,
+        image: np.ndarray,
+        pts: float,
+        detections: Iterable[TrackedDetection],
+        *,
+        image_scale: tuple[float, float] = (1.0, 1.0),
+    ) -> None:
+        """Consider each tracked detection of one analysed frame.
+
+        Boxes are in the detections' own pixels (source pixels, in the pipeline);
+        ``image_scale`` ``(sx, sy)`` maps them onto ``image`` (``image_x = box_x * sx``),
+        e.g. ``(1 / 3, 1 / 3)`` for 1920-wide source boxes on a 640-wide analysed frame.
+        Sizes (``min_side_px``, the area in the quality) are measured in box pixels.
+        """
+        sx, sy = image_scale
         height, width = image.shape[:2]
+        limit_x, limit_y = width / sx, height / sy  # the image's extent in box pixels
         for det in detections:
             if det.track is None:
                 continue
             x1, y1, x2, y2 = (float(v) for v in det.box)
-            x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
+            x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(limit_x, x2), min(limit_y, y2)
             box_w, box_h = x2 - x1, y2 - y1
             if min(box_w, box_h) < self.min_side_px:
                 continue
@@ -121,12 +137,15 @@ class BestCrops:
             current = self._best.get(det.track)
             if current is not None and bound <= current.quality:
                 continue
-            crop = self._crop(image, (x1, y1, x2, y2))
+            crop = self._crop(image, (x1 * sx, y1 * sy, x2 * sx, y2 * sy))
+            if crop.size == 0:
+                continue
             self.measured += 1
             grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
             quality = bound * sharpness(grey)
             if current is None or quality > current.quality:
-                self._best[det.track] = _Best(det.label, float(pts), quality, float(det.score), (x1, y1, x2, y2), crop)
+                jpeg = encode_jpeg(crop, self.jpeg_quality)
+                self._best[det.track] = _Best(det.label, float(pts), quality, float(det.score), (x1, y1, x2, y2), jpeg)
 
     def _crop(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         x1, y1, x2, y2 = box
@@ -135,23 +154,26 @@ class BestCrops:
         left, top = max(0, int(x1 - dx)), max(0, int(y1 - dy))
         right, bottom = min(width, math.ceil(x2 + dx)), min(height, math.ceil(y2 + dy))
         crop = image[top:bottom, left:right]
+        if crop.size == 0:
+            return crop
         scale = self.max_side_px / max(crop.shape[:2])
         if scale < 1:
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return np.ascontiguousarray(crop)  # a copy: the frame itself is not kept alive
+        return crop
 
     def write(self, folder: Path, *, prefix: str = "track-") -> dict[int, dict[str, object]]:
         """Write each track's best crop as ``<folder>/<prefix><track>.jpg`` (atomically).
 
         Returns ``{track: {"path", "label", "pts", "score", "confidence", "box"}}`` where
-        ``score`` is the quality above and ``box`` the detection's box ``[x1, y1, x2, y2]``
-        in the pixels of the images given to :meth:`add`. Memory is released afterwards.
+        ``score`` is the quality above, ``confidence`` the detection's score, and ``box`` the
+        detection's box ``[x1, y1, x2, y2]`` in its own pixels (clipped to the frame). Memory
+        is released afterwards.
         """
         folder.mkdir(parents=True, exist_ok=True)
         out: dict[int, dict[str, object]] = {}
         for track, best in sorted(self._best.items()):
             path = folder / f"{prefix}{track}.jpg"
-            write_jpeg(path, best.image, self.jpeg_quality)
+            atomic_write(path, best.jpeg)
             out[track] = {
                 "path": str(path),
                 "label": best.label,
@@ -164,12 +186,11 @@ class BestCrops:
         return out
 
 
-def write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
-    """Encode ``image`` and put it at ``path`` by rename: readers see the whole file or none."""
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise ValueError(f"crops: {path}: JPEG encoding failed for an image of shape {image.shape}")
-    atomic_write(path, data.tobytes())
+        raise ValueError(f"crops: JPEG encoding failed for an image of shape {image.shape}")
+    return data.tobytes()
 
 
 def atomic_write(path: Path, data: bytes) -> None:
