@@ -79,7 +79,7 @@ def test_dominant_colour_ignores_the_background_rim_and_noise(tmp_path: Path) ->
     image = cv2.imread(str(path))
     image = cv2.add(image, rng.integers(0, 12, image.shape, dtype=np.uint8))
     cv2.imwrite(str(path), image)
-    out = apply(build([DominantColourSettings()], CONTEXT), tracks_for([path]), CONTEXT)
+    out = apply(build([DominantColourSettings()]), tracks_for([path]), CONTEXT)
     assert out[1]["dominant_colour"]["name"] == "blue"
     assert out[1]["dominant_colour"]["share"] > 0.5
 
@@ -87,7 +87,7 @@ def test_dominant_colour_ignores_the_background_rim_and_noise(tmp_path: Path) ->
 def test_a_failing_stage_is_recorded_not_raised(tmp_path: Path) -> None:
     good = crop_file(tmp_path, "good.jpg", (30, 30, 200))
     tracks = tracks_for([good, tmp_path / "missing.jpg"])
-    stages = build([DominantColourSettings(), DominantColourSettings(clusters=1)], CONTEXT)
+    stages = build([DominantColourSettings(), DominantColourSettings(clusters=1)])
     out = apply(stages, tracks, CONTEXT)
     assert out[1]["dominant_colour"]["name"] == "red" and out[1]["dominant_colour.2"]["name"] == "red"
     assert "not a readable image" in out[2]["dominant_colour"]["error"]
@@ -145,7 +145,7 @@ def service() -> Iterator[Service]:
 
 
 def forward(service: Service, clock: FakeClock, **settings: object) -> HttpForward:
-    stage = HttpForward(HttpForwardSettings(url=service.url, **settings), CONTEXT, clock=clock, sleep=None)
+    stage = HttpForward(HttpForwardSettings(url=service.url, **settings), clock=clock, sleep=None)
     return stage
 
 
@@ -241,7 +241,7 @@ def test_connection_refused_is_an_error_field(tmp_path: Path) -> None:
     path = crop_file(tmp_path, "track-1.jpg", (30, 30, 200))
     settings = HttpForwardSettings(url=f"http://127.0.0.1:{port}/x", retries=1)
     clock = FakeClock()
-    out = apply([HttpForward(settings, CONTEXT, clock=clock, sleep=None)], tracks_for([path]), CONTEXT)
+    out = apply([HttpForward(settings, clock=clock, sleep=None)], tracks_for([path]), CONTEXT)
     assert "cannot connect" in out[1]["http_forward"]["error"]
     assert clock.slept == [0.5]
 
@@ -254,6 +254,8 @@ def test_the_rate_is_bounded(service: Service, tmp_path: Path) -> None:
     assert all(entry["http_forward"] == {"ok": True} for entry in out.values())
     assert stage.bucket.waits == 7  # the first 3 go at once, each later one waits for a token
     assert sum(clock.slept) == pytest.approx(7 / 2.0)  # 7 requests at 2 per second (fake seconds)
+    apply([stage], tracks_for(paths[:2]), CONTEXT)  # the next video: the same stage, the same bucket
+    assert stage.bucket.waits == 9 and len(service.requests) == 12
 
 
 def test_token_bucket_refills_with_time() -> None:
@@ -298,13 +300,13 @@ def test_stage_configuration_is_loaded(tmp_path: Path) -> None:
     assert [s.type for s in config.stages] == ["dominant_colour", "http_forward"]
     assert str(config.stages[1].url) == "https://ocr.site.local:8443/v1/read"
     assert "Bearer x" not in repr(config.stages[1])
-    stages = build(list(config.stages), CONTEXT)
+    stages = build(list(config.stages))
     assert [s.name for s in stages] == ["dominant_colour", "http_forward"]
 
 
 def test_run_before_load_is_a_stage_error(tmp_path: Path) -> None:
     path = crop_file(tmp_path, "t.jpg", (30, 30, 200))
-    stage = HttpForward(HttpForwardSettings(url="http://127.0.0.1:9/"), CONTEXT, clock=FakeClock(), sleep=None)
+    stage = HttpForward(HttpForwardSettings(url="http://127.0.0.1:9/"), clock=FakeClock(), sleep=None)
     from vidwatch.stages import Crop
 
     with pytest.raises(StageError, match="before load"):

@@ -2,8 +2,8 @@
 
 A stage is one module holding its settings model (``type: Literal[...]``, configured as a
 ``[[stages]]`` table), its class, and an explicit :func:`register` call. At summary time
-each configured stage sees each track's crop (:class:`Crop`: the JPEG's path and the
-track's metadata) and returns a JSON-able dict, stored in that track's entry under the
+each configured stage sees each track's crop (:class:`Crop`: the JPEG's path, the
+track's metadata and the video's :class:`Context`) and returns a JSON-able dict, stored in that track's entry under the
 stage's name (``name.2``, ``name.3`` for repeats). A stage that fails for one crop raises
 :class:`StageError`; :func:`apply` records ``{"error": ...}`` in its place and goes on, so
 a stage never breaks a summary.
@@ -91,7 +91,7 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
-Factory = Callable[[StageSettings, Context], Stage]
+Factory = Callable[[StageSettings], Stage]
 _REGISTRY: dict[str, Factory] = {}
 
 
@@ -111,9 +111,14 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(settings: list[StageSettings], context: Context) -> list[Stage]:
-    """One stage per configured ``[[stages]]`` table, in order (not loaded yet)."""
-    return [_REGISTRY[s.type](s, context) for s in settings]  # type: ignore[attr-defined]
+def build(settings: list[StageSettings]) -> list[Stage]:
+    """One stage per configured ``[[stages]]`` table, in order (not loaded yet).
+
+    Stages hold no per-video state (each crop carries its video's :class:`Context`):
+    build them once per worker process and :func:`apply` them to every video, so that
+    per-stage limits (``http_forward``'s request rate) hold across videos.
+    """
+    return [_REGISTRY[s.type](s) for s in settings]  # type: ignore[attr-defined]
 
 
 def _keys(stages: list[Stage]) -> list[str]:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from vidwatch.stages.base import Context, Crop, StageError, StageSettings, register
+from vidwatch.stages.base import Crop, StageError, StageSettings, register
 
 SAMPLE_SIDE = 64
 ITERATIONS = 12
@@ -104,7 +104,7 @@ def dominant(image_bgr: np.ndarray, *, clusters: int = 3, centre: float = 0.8) -
 class DominantColour:
     name = "dominant_colour"
 
-    def __init__(self, settings: DominantColourSettings, context: Context) -> None:
+    def __init__(self, settings: DominantColourSettings) -> None:
         self.settings = settings
 
     def load(self) -> None:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
-from vidwatch.stages.base import Context, Crop, StageError, StageSettings, register
+from vidwatch.stages.base import Crop, StageError, StageSettings, register
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,6 @@ class HttpForward:
     def __init__(
         self,
         settings: HttpForwardSettings,
-        context: Context,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = time.sleep,
