@@ -311,3 +311,23 @@ def test_run_before_load_is_a_stage_error(tmp_path: Path) -> None:
 
     with pytest.raises(StageError, match="before load"):
         stage.run(Crop(1, path, "car", 0.0, 1.0, (0, 0, 1, 1), CONTEXT))
+
+
+def test_a_stage_that_cannot_load_is_recorded_for_every_track(tmp_path: Path) -> None:
+    class Broken:
+        name = "broken"
+        closed = False
+
+        def load(self) -> None:
+            raise StageError("broken: the model file is missing")
+
+        def run(self, crop: object) -> dict[str, object]:
+            raise AssertionError("never run")
+
+        def close(self) -> None:
+            Broken.closed = True
+
+    path = crop_file(tmp_path, "t.jpg", (30, 30, 200))
+    out = apply([Broken(), *build([DominantColourSettings()])], tracks_for([path, path]), CONTEXT)
+    assert [entry["broken"] for entry in out.values()] == [{"error": "broken: the model file is missing"}] * 2
+    assert all(entry["dominant_colour"]["name"] == "red" for entry in out.values())
