@@ -316,7 +316,6 @@ def test_run_before_load_is_a_stage_error(tmp_path: Path) -> None:
 def test_a_stage_that_cannot_load_is_recorded_for_every_track(tmp_path: Path) -> None:
     class Broken:
         name = "broken"
-        closed = False
 
         def load(self) -> None:
             raise StageError("broken: the model file is missing")
@@ -325,7 +324,7 @@ def test_a_stage_that_cannot_load_is_recorded_for_every_track(tmp_path: Path) ->
             raise AssertionError("never run")
 
         def close(self) -> None:
-            Broken.closed = True
+            """Nothing to release."""
 
     path = crop_file(tmp_path, "t.jpg", (30, 30, 200))
     out = apply([Broken(), *build([DominantColourSettings()])], tracks_for([path, path]), CONTEXT)
