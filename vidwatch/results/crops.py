@@ -123,6 +123,8 @@ class BestCrops:
         Sizes (``min_side_px``, the area in the quality) are measured in box pixels.
         """
         sx, sy = image_scale
+        if not (sx > 0 and sy > 0):
+            raise ValueError(f"crops: expected a positive image_scale, got {image_scale}")
         height, width = image.shape[:2]
         limit_x, limit_y = width / sx, height / sy  # the image's extent in box pixels
         for det in detections:
