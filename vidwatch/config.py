@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
+from vidwatch.stages import StageConfig
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
 ENV_PREFIX = "VIDWATCH_"
@@ -221,6 +222,20 @@ class NormalizeConfig(_Section):
     probe_attempts: int = Field(3, ge=1, description="Failed probes of a settled file before it is failed.")
 
 
+class SummaryConfig(_Section):
+    crops: bool = Field(True, description="Save each track's best crop (largest, sharpest, most confident) as a JPEG.")
+    crop_min_px: int = Field(
+        32, ge=1, le=4096, description="Boxes whose short side is below this many source pixels give no crop."
+    )
+    timeline: bool = Field(True, description="Draw a PNG timeline of activity and per-label presence per video.")
+    condensed_clip: bool = Field(
+        False, description="Cut a video of only the active segments (ffmpeg, stream copy at keyframes where possible)."
+    )
+    condensed_pad_seconds: float = Field(
+        1.0, ge=0, le=60, description="Condensed clip: seconds kept before and after each active segment."
+    )
+
+
 class WorkerConfig(_Section):
     concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker`.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Period of the worker's liveness key in Redis.")
@@ -255,6 +270,12 @@ class Config(BaseModel):
         description="Optional per-frame analyzers, one [[analyzers]] table each, chosen by `type` "
         "(edges, lines, sharpness, ground); their findings go to the summary's `analyzers` field.",
     )
+    stages: list[StageConfig] = Field(
+        default_factory=list,
+        description="Optional crop stages, one [[stages]] table each, chosen by `type` (dominant_colour, "
+        "http_forward); run at summary time on each track's best crop, their fields go to that track's entry.",
+    )
+    summary: SummaryConfig = Field(default_factory=SummaryConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -359,6 +380,6 @@ def _describe(exc: ValidationError, source: Path | None, overrides: Mapping[tupl
         if error["type"] == "extra_forbidden":
             lines.append(f"config: {key}: unknown key ({origin})")
         else:
-            shown = "***" if any(word in key for word in ("url", "token")) else repr(value)
+            shown = "***" if any(word in key for word in ("url", "token", "headers")) else repr(value)
             lines.append(f"config: {key} = {shown}: {error['msg']} ({origin})")
     return "invalid configuration:\n  " + "\n  ".join(lines)
