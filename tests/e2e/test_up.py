@@ -83,6 +83,10 @@ def test_dropped_files_become_exactly_one_summary_each(
             assert set(json.loads(summary["processing"])) >= {"wall_s", "fps", "engine", "worker"}
             for thumbnail in json.loads(summary["thumbnails"]):
                 assert Path(thumbnail).is_file()
+            assert Path(summary["timeline"]).is_file()
+            tracks = json.loads(summary["tracks"])  # each track's best crop
+            assert 1 <= len(tracks) <= sum(stats["tracks"] for stats in labels.values())
+            assert all(Path(entry["path"]).is_file() and entry["label"] == "motion" for entry in tracks.values())
 
         video_id = summaries["cam1"]["video_id"]
         events = [f["type"] for _, f in redis_client.xrange(keys.events) if f["video_id"] == video_id]

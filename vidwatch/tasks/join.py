@@ -25,7 +25,8 @@ def track_base(segment: int) -> int:
 
 
 def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, worker: str,
-            thumbnail: str | None, thumbnail_area: float) -> dict[str, Any]:
+            thumbnail: str | None, thumbnail_area: float,
+            crops: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON-able summary of one segment."""
     builder = analysis.summary
     labels = {
@@ -50,6 +51,7 @@ def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, 
         "wall_s": wall_s,
         "worker": worker,
         "analyzers": analysis.analyzers,
+        "crops": {str(t): entry for t, entry in (crops or {}).items()},
     }
 
 
@@ -66,6 +68,45 @@ class _UnionFind:
 
     def union(self, a: int, b: int) -> None:
         self.parent[self.find(b)] = self.find(a)
+
+
+def best_crops(parts: list[dict[str, Any]], track_map: dict[int, int]) -> dict[int, dict[str, Any]]:
+    """Each joined track's best crop over all segments (the highest score wins)."""
+    best: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        for track, entry in (part.get("crops") or {}).items():
+            joined = track_map.get(int(track), int(track))
+            if joined not in best or entry["score"] > best[joined]["score"]:
+                best[joined] = entry
+    return best
+
+
+def presence(parts: list[dict[str, Any]], track_map: dict[int, int]) -> dict[str, list[list[float]]]:
+    """Per label, the spans in which one of its (joined) tracks was seen."""
+    spans: dict[int, list[Any]] = {}
+    for part in parts:
+        for track, (label, _, pts) in part["first"].items():
+            joined = track_map.get(int(track), int(track))
+            entry = spans.setdefault(joined, [label, pts, pts])
+            entry[1] = min(entry[1], pts)
+        for track, (label, _, pts) in part["last"].items():
+            joined = track_map.get(int(track), int(track))
+            entry = spans.setdefault(joined, [label, pts, pts])
+            entry[2] = max(entry[2], pts)
+    by_label: dict[str, list[tuple[float, float]]] = {}
+    for label, start, end in spans.values():
+        by_label.setdefault(label, []).append((start, end))
+    return {label: _union(segs) for label, segs in sorted(by_label.items())}
+
+
+def _union(spans: list[tuple[float, float]]) -> list[list[float]]:
+    out: list[list[float]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
 
 
 @dataclass(frozen=True)

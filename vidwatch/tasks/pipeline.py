@@ -19,6 +19,7 @@ from vidwatch.engines.base import Detection, Engine
 from vidwatch.engines.motion import MotionDetector
 from vidwatch.media.decode import Frame, FrameReader, decode_size
 from vidwatch.media.probe import Probe
+from vidwatch.results.crops import BestCrops
 from vidwatch.results.summary import SummaryBuilder
 from vidwatch.results.writer import FrameResult
 from vidwatch.tasks.track import Tracker
@@ -59,6 +60,7 @@ def analyze(
     duration_s: float | None = None,
     track_base: int = 0,
     on_progress: Callable[[float], None] | None = None,
+    crops: BestCrops | None = None,
 ) -> Analysis:
     """Run the engine over every analysed frame of ``path`` (or of ``[start_s, start_s + duration_s)``).
 
@@ -105,6 +107,8 @@ def analyze(
                     result.track_first.setdefault(det.track, (det.label, det.box, frame.pts_s))
                     result.track_last[det.track] = (det.label, det.box, frame.pts_s)
             if tracked:
+                if crops is not None:
+                    crops.add(frame.image, frame.pts_s, tracked, image_scale=(1 / sx, 1 / sy))
                 result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
                 area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
                 if area > best_area:

@@ -27,14 +27,18 @@ import redis
 from celery import Celery, Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
+from vidwatch import stages
 from vidwatch.config import Config
 from vidwatch.engines import Engine, choose_kind, load_engine
 from vidwatch.errors import EngineError, SourceError
+from vidwatch.media.condense import condense
 from vidwatch.media.probe import Probe, probe
 from vidwatch.results.connection import connect
+from vidwatch.results.crops import BestCrops
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import TERMINAL, Records
+from vidwatch.results.timeline import render_timeline
 from vidwatch.results.writer import ResultWriter
 from vidwatch.tasks import join
 from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, time_limits
@@ -70,6 +74,7 @@ class WorkerContext:
         self.keys = Keys(config.redis.prefix)
         self._pid: int | None = None
         self._engine: Engine | None = None
+        self._stages: list[Any] | None = None
         self.client: redis.Redis
         self.records: Records
         self.writer: ResultWriter
@@ -205,18 +210,21 @@ class WorkerContext:
             self._event("progress", video_id, path,
                         {"segment": k, "segments": len(segments), "percent": round(100 * fraction, 1)})
 
+        crops = BestCrops(min_side_px=self.config.summary.crop_min_px) if self.config.summary.crops else None
         analysis = analyze(
             spool, facts, self.config, self.engine, camera=camera, start_s=start_s,
             duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
+            crops=crops,
         )
         wall_s = time.monotonic() - started
+        crop_entries = crops.write(self.config.paths.state_dir / "crops" / video_id) if crops is not None else {}
         thumbs = self.config.paths.state_dir / "thumbnails"
         name = f"{video_id}.jpg" if len(segments) == 1 else f"{video_id}-{k}.jpg"
         thumb = save_thumbnail(analysis, facts, thumbs / name)
         area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in analysis.best_detections)
         partial = join.partial(
             analysis, start_s=start_s, end_s=start_s + analysis.duration_s, wall_s=wall_s, worker=worker,
-            thumbnail=str(thumb) if thumb else None, thumbnail_area=area if thumb else 0.0,
+            thumbnail=str(thumb) if thumb else None, thumbnail_area=area if thumb else 0.0, crops=crop_entries,
         )
         start_ts = float(record.get("start_ts") or time.time())
         result = self.writer.write_segment(
@@ -273,6 +281,7 @@ class WorkerContext:
         }
         if merged.analyzers:
             summary["analyzers"] = merged.analyzers
+        summary.update(self._summary_extras(video_id, record, list(parts.values()), merged, duration))
         first = {label: stats["first_pts"] for label, stats in merged.labels.items() if stats["first_pts"] is not None}
         summary_id = self.writer.write_summary(video_id, path, camera, start_ts, summary, first)
         logger.info(
@@ -280,6 +289,35 @@ class WorkerContext:
             video_id, path, merged.frames, len(segments), wall, summary_id,
         )
         return "done" if summary_id else "failed"
+
+    def _summary_extras(
+        self, video_id: str, record: dict[str, str], parts: list[dict[str, Any]], merged: join.Merged,
+        duration_s: float,
+    ) -> dict[str, Any]:
+        """Per-track crops (through the crop stages), the timeline image, the condensed clip."""
+        settings = self.config.summary
+        state = self.config.paths.state_dir
+        extras: dict[str, Any] = {}
+        tracks = join.best_crops(parts, merged.track_map)
+        if tracks:
+            if self._stages is None:
+                self._stages = stages.build(list(self.config.stages))  # once per process: rate limits hold
+            tracks = stages.apply(self._stages, tracks, stages.Context(camera=record.get("camera", "default"),
+                                                                        video_id=video_id))
+            extras["tracks"] = {str(t): entry for t, entry in sorted(tracks.items())}
+            extras["thumbnails"] = [*([merged.thumbnail] if merged.thumbnail else []),
+                                    *(str(entry["path"]) for _, entry in sorted(tracks.items()))]
+        if settings.timeline:
+            path = render_timeline(duration_s, [list(a) for a in merged.activity],
+                                   join.presence(parts, merged.track_map), state / "timelines" / f"{video_id}.png")
+            extras["timeline"] = str(path)
+        if settings.condensed_clip and merged.activity:
+            target = state / "condensed" / f"{video_id}.mp4"
+            seconds = condense(Path(record["spool_path"]), [list(a) for a in merged.activity], target,
+                               pad_s=settings.condensed_pad_seconds, timeout_s=120.0 + duration_s)
+            if seconds > 0:
+                extras["condensed_clip"] = str(target)
+        return extras
 
     def fail(self, video_id: str, reason: str) -> None:
         self.ensure()
