@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.e2e.processes import Proc
 from tests.helpers import moving_square_clip, wait_for
-from tests.integration.test_daemon import events, queued_messages, running
+from tests.integration.test_daemon import events, running
 from vidwatch.config import Config, load_config
 from vidwatch.results.keys import Keys
 
@@ -59,24 +60,29 @@ def test_forced_poll_mode_finds_new_files(site: dict, redis_client: redis.Redis,
                  what="three files found by polling")
 
 
-def test_two_daemons_on_one_folder_publish_each_file_once(
+def test_two_daemons_on_one_folder_summarise_each_file_once(
     site: dict, redis_client: redis.Redis, tiny_ts: Path, tmp_path: Path
 ) -> None:
     keys = Keys(site["prefix"])
     first = _config(site)
     second = load_config(site["config"], environ={"VIDWATCH_PATHS__STATE_DIR": str(tmp_path / "var2")})
-    with running(first) as a, running(second) as b:
-        assert a.ledger.daemon_id != b.ledger.daemon_id
-        paths = publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam1", 50))
-        wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 50, timeout_s=90,
-                 what="50 queued videos")
-        wait_for(lambda: a.idle() and b.idle(), timeout_s=30, what="both daemons to settle")
+    worker = Proc(["worker", "-c", str(site["config"])], tmp_path / "worker.log")
+    try:
+        with running(first) as a, running(second) as b:
+            assert a.ledger.daemon_id != b.ledger.daemon_id
+            publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam1", 50))
+            wait_for(lambda: redis_client.xlen(keys.summaries) >= 50 and a.idle() and b.idle(), timeout_s=150,
+                     what="50 summaries")
+    finally:
+        worker.stop()
     kinds = events(redis_client, keys)
-    for kind in ("detected", "normalized", "queued"):
+    for kind in ("detected", "normalized", "queued", "done"):
         ids = [video for k, video in kinds if k == kind]
         assert len(ids) == len(set(ids)) == 50, kind
-    assert queued_messages(first) == 50
-    assert len(paths) == 50
+    summarised = [f["video_id"] for _, f in redis_client.xrange(keys.summaries)]
+    assert len(summarised) == len(set(summarised)) == 50
+    owners = {redis_client.hget(keys.video(v), "owner") for v in summarised}
+    assert owners <= {a.ledger.daemon_id, b.ledger.daemon_id}
 
 
 def test_lost_inotify_events_are_recovered_by_the_rescan(
