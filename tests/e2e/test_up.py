@@ -80,7 +80,7 @@ def test_dropped_files_become_exactly_one_summary_each(
             assert 1.6 <= start <= 2.4 and 3.6 <= end <= 4.8, (camera, activity)
             labels = json.loads(summary["labels"])
             assert "motion" in labels and labels["motion"]["tracks"] >= 1
-            assert set(json.loads(summary["processing"])) >= {"wall_s", "fps", "engine", "worker"}
+            assert set(json.loads(summary["processing"])) >= {"wall_s", "fps", "engine", "worker", "batch_fill"}
             for thumbnail in json.loads(summary["thumbnails"]):
                 assert Path(thumbnail).is_file()
             assert Path(summary["timeline"]).is_file()

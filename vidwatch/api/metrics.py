@@ -94,6 +94,10 @@ class Metrics:
             "vidwatch_analysis_frames_per_second", "Analysed frames per second of wall time, per video",
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry,
         )
+        self.batch_fill = Histogram(
+            "vidwatch_engine_batch_fill", "Frames per engine call ÷ [engine] batch, per video (1.0: always full)",
+            buckets=(0.125, 0.25, 0.5, 0.75, 0.9, 1.0), registry=self.registry,
+        )
         self.registry.register(_Gauges(client, keys, status, queues))
         self._lock = threading.Lock()
         self._last_id = self._stream_end()
@@ -144,6 +148,8 @@ class Metrics:
         if kind == "done" and isinstance(fps, int | float) and isinstance(wall_s, int | float) and fps >= 0:
             self.frames.labels(str(detail.get("engine", "")) or "unknown").inc(max(0, round(fps * wall_s)))
             self.analysis_fps.observe(fps)
+            if isinstance(detail.get("batch_fill"), int | float):
+                self.batch_fill.observe(detail["batch_fill"])
 
     def time_publishes(self, publisher: Any) -> None:
         """Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).

@@ -52,6 +52,8 @@ def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, 
         "worker": worker,
         "analyzers": analysis.analyzers,
         "crops": {str(t): entry for t, entry in (crops or {}).items()},
+        "engine_calls": analysis.engine_calls,
+        "engine_frames": analysis.engine_frames,
     }
 
 

@@ -47,6 +47,8 @@ class Analysis:
     # each track's first and last sighting: (label, box, pts) — what joins tracks across segments
     track_first: dict[int, tuple[str, tuple[float, float, float, float], float]] = field(default_factory=dict)
     track_last: dict[int, tuple[str, tuple[float, float, float, float], float]] = field(default_factory=dict)
+    engine_calls: int = 0  # infer() calls on recorded frames, and the frames they carried: the batch fill
+    engine_frames: int = 0
 
 
 def analyze(
@@ -95,7 +97,11 @@ def analyze(
 
     def flush(batch: list[Frame], static: set[int]) -> None:
         nonlocal best_area
-        found_iter = iter(engine.infer([f.image for i, f in enumerate(batch) if i not in static]))
+        images = [f.image for i, f in enumerate(batch) if i not in static]
+        if images:
+            result.engine_calls += 1
+            result.engine_frames += len(images)
+        found_iter = iter(engine.infer(images) if images else [])
         outputs = [[] if i in static else next(found_iter) for i in range(len(batch))]
         for frame, found in zip(batch, outputs, strict=True):
             tracked = tracker.update(frame.index, [d.scaled(sx, sy) for d in found])

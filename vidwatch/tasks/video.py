@@ -277,6 +277,7 @@ class WorkerContext:
                 "engine": getattr(self._engine, "kind", None) or choose_kind(self.config.engine)[0],
                 "worker": merged.workers[0] if len(merged.workers) == 1 else merged.workers,
                 "segments": len(segments),
+                "batch_fill": batch_fill(list(parts.values()), self.config.engine.batch),
             },
         }
         if merged.analyzers:
@@ -322,6 +323,13 @@ class WorkerContext:
     def fail(self, video_id: str, reason: str) -> None:
         self.ensure()
         self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""))
+
+
+def batch_fill(parts: list[dict[str, Any]], batch: int) -> float | None:
+    """Frames per engine call ÷ the configured batch, over the whole video (None: the engine never ran)."""
+    calls = sum(p.get("engine_calls", 0) for p in parts)
+    frames = sum(p.get("engine_frames", 0) for p in parts)
+    return round(frames / (calls * batch), 3) if calls else None
 
 
 def register_tasks(app: Celery, config: Config) -> WorkerContext:
