@@ -137,3 +137,32 @@ def test_analyzers_reach_the_summary_and_the_detections(clips: dict[str, Path], 
         (det,) = item.detections
         x1, _, x2, y2 = det.box
         assert det.world == pytest.approx(((x1 + x2) / 2 * 0.01, y2 * 0.01))
+
+
+def test_a_pipelined_engine_gets_several_batches_per_call(ffmpeg: str, tmp_path: Path) -> None:
+    """tensorrt overlaps a batch's upload with the previous batch's inference inside one infer():
+    the pipeline must hand it more than one batch at a time for that to happen."""
+
+    class Recording:
+        kind = "fake"
+        pipelined_batches = 2
+
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def load(self) -> None: ...
+
+        def reset(self) -> None: ...
+
+        def close(self) -> None: ...
+
+        def infer(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+            self.calls.append(len(frames))
+            return [[] for _ in frames]
+
+    clip = moving_square_clip(tmp_path / "c.mp4", seconds=4)
+    config = Config(engine=EngineConfig(batch=4), analysis=AnalysisConfig(fps=5))
+    engine = Recording()
+    result = analyze(clip, probe(clip), config, engine)  # type: ignore[arg-type]
+    assert result.summary.frames == 20
+    assert engine.calls[:2] == [8, 8] and sum(engine.calls) == 20

@@ -122,6 +122,9 @@ def analyze(
 
     batch: list[Frame] = []
     static: set[int] = set()  # positions in batch the motion gate keeps from the engine
+    # An engine that overlaps one batch's upload with the previous batch's inference (tensorrt)
+    # gets several batches per call, so the overlap also happens in a stream of calls.
+    per_call = config.engine.batch * max(1, int(getattr(engine, "pipelined_batches", 1)))
     preroll: list[np.ndarray] = []
     expected_frames = max(1.0, length_s * fps)
     next_progress = time.monotonic() + PROGRESS_EVERY_S
@@ -148,7 +151,7 @@ def analyze(
             static.add(len(batch))
             frame = Frame(frame.index, frame.pts_s, _NO_IMAGE)  # noqa: PLW2901 - a static frame's pixels are not kept
         batch.append(frame)
-        if len(batch) - len(static) >= config.engine.batch or len(static) >= STATIC_FLUSH_FRAMES:
+        if len(batch) - len(static) >= per_call or len(static) >= STATIC_FLUSH_FRAMES:
             flush(batch, static)
             batch, static = [], set()
     if batch:
