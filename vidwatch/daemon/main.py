@@ -26,12 +26,12 @@ import redis
 from vidwatch.config import Config
 from vidwatch.daemon.fingerprint import fingerprint, fstat
 from vidwatch.daemon.ledger import Ledger, daemon_id_for
+from vidwatch.daemon.normalize import Normalizer, ShuttingDown
 from vidwatch.daemon.publish import Publisher
 from vidwatch.daemon.settle import SettleTracker
 from vidwatch.daemon.watch import EnqueueHandler, choose_mode, start_observer
 from vidwatch.engines import choose_kind
 from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
-from vidwatch.media.normalize import normalize
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
 from vidwatch.results.connection import connect
@@ -82,6 +82,7 @@ class Daemon:
         self.events: queue.Queue[tuple[str, str]] = queue.Queue()
         self.pool = ThreadPoolExecutor(config.normalize.workers, thread_name_prefix="normalize")
         self.stop_event = threading.Event()
+        self.normalizer = Normalizer(config, self.client, self.keys, self.stop_event)
         self.observers: dict[Path, Any] = {}
         self.root_errors: dict[Path, str] = {}
         self.started_at = time.time()
@@ -92,6 +93,7 @@ class Daemon:
         self._active_videos: set[str] = set()
         self._active_lock = threading.Lock()
         self._probe_failures: dict[str, int] = {}
+        self._not_ready_stats: dict[str, tuple[int, int]] = {}
         self._publish_retries: dict[str, tuple[float, int, str]] = {}
         self._next = {"heartbeat": 0.0, "resume": 0.0, "supervise": 0.0, "rescan": 0.0}
         self.redis_ok = False
@@ -103,6 +105,7 @@ class Daemon:
         self._supervise_observers()
         self._walker = threading.Thread(target=self._walk_loop, name="walker", daemon=True)
         self._walker.start()
+        self.normalizer.start()
         self.ledger.heartbeat()
         self._resume()
         for root in self.rules.roots:  # reconcile: whatever arrived while we were down
@@ -129,6 +132,7 @@ class Daemon:
         for observer in self.observers.values():
             observer.join(timeout=5)
         self._walk_queue.put(None)
+        self.normalizer.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.publisher.close()
         try:
@@ -234,9 +238,11 @@ class Daemon:
             elif kind == "deleted":
                 self.tracker.forget(path)
                 self._probe_failures.pop(path, None)
+                self._not_ready_stats.pop(path, None)
             elif kind == "finished":
                 self._busy_paths.discard(path)
                 self._probe_failures.pop(path, None)
+                self._not_ready_stats.pop(path, None)
             elif kind == "not_ready":
                 self._busy_paths.discard(path)
                 self._not_ready(path, now)
@@ -253,6 +259,14 @@ class Daemon:
 
     def _not_ready(self, path: str, now: float) -> None:
         failures = self._probe_failures.get(path, 0) + 1
+        try:  # a file that changed since its last failed probe is still arriving: count afresh
+            st = fstat(Path(path))
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (-1, -1)
+        if self._not_ready_stats.get(path, stamp) != stamp:
+            failures = 1
+        self._not_ready_stats[path] = stamp
         self._probe_failures[path] = failures
         self.tracker.defer(path, now=now, delay_s=self.config.watch.settle_seconds)
         logger.debug("probe: %s not ready (%d of %d)", path, failures, self.config.normalize.probe_attempts)
@@ -305,7 +319,7 @@ class Daemon:
         facts: Probe | None = None
         error: str | None = None
         try:
-            facts = probe(source)
+            facts = self.normalizer.inspect(source)
         except NotReadyError as exc:
             if not final_attempt:
                 return "not_ready"
@@ -339,11 +353,14 @@ class Daemon:
         self.records.transition(video_id, "normalizing")
         if not target.exists():  # spool files appear whole (renamed into place)
             try:
-                result = normalize(Path(path), target, facts, self.config.normalize)
+                result = self.normalizer.normalize(video_id, path, facts, target)
             except NormalizeError as exc:
                 self.records.fail(video_id, str(exc), path=path)
                 return
-            detail = {"method": result.method, "seconds": round(result.wall_s, 3), **facts.as_record()}
+            except ShuttingDown:
+                return  # still "normalizing": resumed at the next start
+            detail = {"method": result.method, "seconds": round(result.wall_s, 3), "why": result.why,
+                      "encoder": result.encoder, "hwaccel": result.hwaccel, **facts.as_record()}
             fields = {"spool_path": str(target), "normalize_method": result.method}
         else:
             detail = {"method": "spooled before", **facts.as_record()}
@@ -386,7 +403,7 @@ class Daemon:
                 if fp.video_id != video_id:
                     self.records.fail(video_id, f"ingest: {path}: source changed before it was normalized", path=path)
                     return
-                facts = probe(source)
+                facts = self.normalizer.inspect(source)
             self._normalize_and_publish(video_id, path, facts)
         except FileNotFoundError:
             self.records.fail(video_id, f"ingest: {path}: source disappeared before it was normalized", path=path)
