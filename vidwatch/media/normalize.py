@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 # Audio codecs an MP4 holds as they are; others are converted to AAC when audio is kept.
 MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+MOOV_BASE_BYTES = 64 * 1024
+MOOV_BYTES_PER_PACKET = 24  # sample size, composition offset, chunk offset, sync sample: at most
+MOOV_TOO_SMALL = "reserved_moov_size is too small"
 _warned_cpu_fallback: set[str] = set()
 
 
@@ -151,10 +154,37 @@ def _cpu_options(settings: NormalizeConfig) -> dict[str, Any]:
     return options
 
 
+def moov_bytes(facts: Probe, how: Plan, settings: NormalizeConfig) -> int:
+    """Room to reserve for the MP4 index at the front: generous per frame and audio packet.
+
+    With it the muxer writes the index in place at the end (``-moov_size``), where
+    ``+faststart`` would rewrite the whole file a second time to move it.
+
+    >>> from vidwatch.media.probe import Probe
+    >>> f = Probe("mov", "h264", 1920, 1080, "yuv420p", 30.0, 60.0, 0, False, None, 1)
+    >>> moov_bytes(f, plan(f, NormalizeConfig()), NormalizeConfig())
+    113056
+    """
+    frames = facts.duration_s * max(how.fps, facts.declared_fps, 1.0) * 1.1
+    audio = facts.duration_s * 50 if settings.keep_audio and facts.has_audio else 0
+    return int(MOOV_BASE_BYTES + MOOV_BYTES_PER_PACKET * (frames + audio))
+
+
 def build_args(
-    source: Path, target: Path, facts: Probe, settings: NormalizeConfig, how: Plan, encode: _Encode | None = None
+    source: Path,
+    target: Path,
+    facts: Probe,
+    settings: NormalizeConfig,
+    how: Plan,
+    encode: _Encode | None = None,
+    *,
+    moov_size: int | None = None,
 ) -> list[str]:
-    """The ffmpeg command line (built with ffmpeg-python) for one normalization."""
+    """The ffmpeg command line (built with ffmpeg-python) for one normalization.
+
+    The index goes at the front either way: in ``moov_size`` bytes reserved for it, or
+    moved there after writing (``+faststart``) when no size is given.
+    """
     input_options: dict[str, Any] = {
         "protocol_whitelist": "file",
         "format_whitelist": ALLOWED_DEMUXERS,
@@ -167,11 +197,14 @@ def build_args(
     video = src[str(facts.video_index)]
     options: dict[str, Any] = {
         "f": "mp4",
-        "movflags": "+faststart",
         "map_metadata": 0,
         "avoid_negative_ts": "make_zero",
         "max_muxing_queue_size": 1024,
     }
+    if moov_size:
+        options["moov_size"] = moov_size
+    else:
+        options["movflags"] = "+faststart"
     if how.method == "remux":
         options["c:v"] = "copy"
         if facts.codec == "hevc":
@@ -240,8 +273,8 @@ def _run(
     encode: _Encode | None,
     on_progress: Callable[[Progress], None] | None,
 ) -> float:
-    args = build_args(source, partial, facts, settings, how, encode)
     started = time.monotonic()
+    moov_size: int | None = moov_bytes(facts, how, settings)
 
     def progress(block: dict[str, str]) -> None:
         if on_progress is None:
@@ -251,13 +284,22 @@ def _run(
         fraction = 1.0 if block.get("progress") == "end" else min(1.0, out_s / facts.duration_s)
         on_progress(Progress(round(fraction, 4), out_s, speed, fps))
 
-    try:
-        result = run_ffmpeg(args, timeout_s=timeout_for(facts, settings), stall_s=settings.stall_seconds,
-                            on_progress=progress)
-    except MediaTimeout as exc:
-        partial.unlink(missing_ok=True)
-        raise MediaTimeout(f"normalize: {source}: {how.method} {exc}") from exc
-    if result.returncode != 0:
+    while True:
+        args = build_args(source, partial, facts, settings, how, encode, moov_size=moov_size)
+        try:
+            result = run_ffmpeg(args, timeout_s=timeout_for(facts, settings), stall_s=settings.stall_seconds,
+                                on_progress=progress)
+        except MediaTimeout as exc:
+            partial.unlink(missing_ok=True)
+            raise MediaTimeout(f"normalize: {source}: {how.method} {exc}") from exc
+        if moov_size and MOOV_TOO_SMALL in result.stderr_tail:
+            logger.info("normalize %s: %d bytes were too few for the index; writing it with +faststart",
+                        source, moov_size)
+            moov_size = None
+            continue
+        break
+    # ffmpeg 5.1 exits 0 when it cannot write the trailer (the index): that is a failure too.
+    if result.returncode != 0 or "Error writing trailer" in result.stderr_tail:
         partial.unlink(missing_ok=True)
         tail = " | ".join(result.stderr_tail.splitlines()[-3:]) or f"exit {result.returncode}"
         raise NormalizeError(f"normalize: {source}: {how.method} failed: {tail}")

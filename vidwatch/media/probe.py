@@ -208,7 +208,7 @@ def _facts(path: Path, data: dict[str, Any], size: int) -> Probe:
         width=width,
         height=height,
         pix_fmt=str(v.get("pix_fmt", "")),
-        fps=_snap(measured or declared or 25.0),
+        fps=_target_rate(measured, declared, vfr),
         duration_s=duration,
         rotation=_rotation(v, tags),
         has_audio=bool(audio),
@@ -233,6 +233,9 @@ def _judge_rate(packets: list[dict[str, Any]], index: int, time_base: Fraction) 
     (25.0, False)
     >>> _judge_rate([{"stream_index": 0, "pts": 40 * n + 40 * (n // 3)} for n in range(50)], 0, tb)
     (25.0, True)
+    >>> rate, vfr = _judge_rate([{"stream_index": 0, "pts": n * 1000 // 30} for n in range(60)], 0, tb)
+    >>> round(rate, 1), vfr
+    (30.0, False)
     """
     stamps = sorted(
         {int(t) for p in packets if p.get("stream_index") == index and (t := p.get("pts", p.get("dts"))) is not None}
@@ -244,19 +247,34 @@ def _judge_rate(packets: list[dict[str, Any]], index: int, time_base: Fraction) 
     if typical <= 0:
         return None, False
     tolerance = max(1.0, 0.02 * typical)  # one tick of rounding (1/1000 s time bases), or 2 %
-    irregular = sum(1 for d in deltas if abs(d - typical) > tolerance)
-    return float(1 / (typical * time_base)), irregular > max(1, VFR_IRREGULAR_SHARE * len(deltas))
+    regular = [d for d in deltas if abs(d - typical) <= tolerance]
+    mean = statistics.fmean(regular)  # 33 and 34 ms alternating are 30 fps, not 29.4
+    irregular = len(deltas) - len(regular)
+    return float(1 / (mean * time_base)), irregular > max(1, VFR_IRREGULAR_SHARE * len(deltas))
+
+
+def _target_rate(measured: float | None, declared: float, vfr: bool) -> float:
+    """The rate of a constant-rate copy: the declared one when the packets agree, else the measured one.
+
+    >>> _target_rate(29.97002997, 29.97002997, False), _target_rate(30.0, 30.0, False), _target_rate(None, 0.0, False)
+    (29.97, 30.0, 25.0)
+    >>> _target_rate(25.0, 1000.0, True), _target_rate(29.5, 30.0, True)
+    (25.0, 30.0)
+    """
+    if declared and (measured is None or abs(measured - declared) <= 0.02 * declared):
+        return _snap(declared)
+    return _snap(measured or declared or 25.0)
 
 
 def _snap(fps: float) -> float:
-    """Round a measured rate to a common one when within 0.5 %, else to 3 decimals.
+    """The closest common rate when within 1 %, else the rate to 3 decimals.
 
-    >>> _snap(29.9700299), _snap(24.99), _snap(12.5)
-    (29.97, 25.0, 12.5)
+    >>> _snap(29.9700299), _snap(30.0), _snap(24.99), _snap(12.5)
+    (29.97, 30.0, 25.0, 12.5)
     """
-    for rate in COMMON_RATES:
-        if abs(fps - rate) <= 0.005 * rate:
-            return rate
+    closest = min(COMMON_RATES, key=lambda rate: abs(fps - rate))
+    if abs(fps - closest) <= 0.01 * closest:
+        return closest
     return round(min(max(fps, 1.0), 240.0), 3)
 
 
