@@ -164,7 +164,7 @@ def test_spool_copies_are_removed_once_their_video_is_done(
 
 def test_normalization_waits_for_spool_room(site: dict, redis_client: redis.Redis, ffmpeg: str) -> None:
     keys = Keys(site["prefix"])
-    config = make_config(site, spool_max_bytes=2**20, spool_retention_seconds=0)
+    config = make_config(site, spool_max_bytes=2**20)  # retention 1 h, but a waiting normalization goes first
     config.paths.spool.mkdir(parents=True)
     filler = config.paths.spool / "filler.mp4"  # another video's copy fills the spool
     filler.write_bytes(bytes(2**20))

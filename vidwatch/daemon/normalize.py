@@ -149,7 +149,7 @@ class Normalizer:
             self._event(video_id, path, {"stage": "spool_wait", "spool_bytes": used, "needed_bytes": needed,
                                          "spool_max_bytes": self.settings.spool_max_bytes})
 
-        self.budget.reserve(video_id, needed, self.stop_event, on_wait=waiting)
+        self.budget.reserve(video_id, needed, self.stop_event, on_wait=waiting, make_room=self._make_room)
         throttle = _Throttle(self.settings.progress_interval_seconds)
         self.metrics.started(video_id, plan(facts, self.settings).method)
 
@@ -192,16 +192,24 @@ class Normalizer:
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
 
-    def sweep(self) -> int:
+    def sweep(self, *, retention_s: float | None = None) -> int:
         """Remove the spool files that are due; returns how many."""
-        swept = sweep(self.spool, self.client, self.keys, retention_s=self.settings.spool_retention_seconds,
-                      active=self.budget.active())
+        retention_s = self.settings.spool_retention_seconds if retention_s is None else retention_s
+        swept = sweep(self.spool, self.client, self.keys, retention_s=retention_s, active=self.budget.active())
         if swept.files:
             self.metrics.count("spool_removed", swept.files)
             self.metrics.count("spool_removed_bytes", swept.bytes)
             self.budget.notify()
         self.metrics.spool_bytes = self.budget.used_bytes()
         return swept.files
+
+    def _make_room(self) -> int:
+        """The spool is full and a normalization waits: finished videos' copies go now, retention or not."""
+        try:
+            return self.sweep(retention_s=0)
+        except REDIS_ERRORS as exc:
+            logger.debug("spool: cannot make room now: %s", exc)
+            return 0
 
     def _sweep_loop(self) -> None:
         interval = min(60.0, max(1.0, self.settings.spool_retention_seconds / 4))

@@ -99,8 +99,13 @@ class SpoolBudget:
         nbytes: int,
         stop: threading.Event,
         on_wait: Callable[[int], None] | None = None,
+        make_room: Callable[[], object] | None = None,
     ) -> None:
-        """Block until ``nbytes`` fit (or, for one larger than the whole spool, the spool is empty)."""
+        """Block until ``nbytes`` fit (or, for one larger than the whole spool, the spool is empty).
+
+        ``on_wait`` is told once that the normalization waits; ``make_room`` is called
+        each time it does not fit yet (the daemon removes finished videos' copies early).
+        """
         waited = False
         while True:
             used = self.used_bytes()
@@ -120,6 +125,8 @@ class SpoolBudget:
                     on_wait(used)
             if stop.is_set():
                 raise ShuttingDown(f"spool: video={video_id}: stopped while waiting for room")
+            if make_room is not None and make_room():
+                continue
             with self._cond:
                 self._cond.wait(WAIT_POLL_S)
 
