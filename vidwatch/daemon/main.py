@@ -291,7 +291,9 @@ class Daemon:
                 return  # back-pressure: settled files wait in the tracker
             self.tracker.forget(path)
             self._busy_paths.add(path)
-            final = self._probe_failures.get(path, 0) + 1 >= self.config.normalize.probe_attempts
+            stamp = (st.st_size, st.st_mtime_ns)  # a file that changed since it was not ready gets more tries
+            unchanged = self._not_ready_stats.get(path, stamp) == stamp
+            final = unchanged and self._probe_failures.get(path, 0) + 1 >= self.config.normalize.probe_attempts
             self.pool.submit(self._guard, path, self._ingest, path, final)
 
     # ---------------------------------------------------------------- jobs (pool threads)
