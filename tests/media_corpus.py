@@ -95,6 +95,16 @@ def truncated_mp4(path: Path) -> Path:
     return path
 
 
+def truncated_mkv(path: Path) -> Path:
+    """A Matroska file cut at 60 %: its header (written last, in place) still declares 4 s."""
+    whole = path.with_name(f".whole-{path.name}")
+    _ffmpeg(*_scene(seconds=4), "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "matroska", str(whole))
+    data = whole.read_bytes()
+    whole.unlink()
+    path.write_bytes(data[: len(data) * 6 // 10])
+    return path
+
+
 def hls_playlist(path: Path, port: int) -> Path:
     path.write_text(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidwatch: {exc}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
         return 2
     setup_logging(config.log.level, args.command)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack to stderr
     try:
         return _dispatch(args, config)
     except KeyboardInterrupt:

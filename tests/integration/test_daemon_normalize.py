@@ -66,7 +66,8 @@ CORPUS = [
     ("zero.mp4", corpus.zero_bytes, ("failed", r"empty file \(0 bytes\)")),
     ("notes.mp4", corpus.text_file, ("failed", "not a video")),
     ("noise.mkv", corpus.random_bytes, ("failed", "not a (readable )?video")),
-    ("cut.mp4", corpus.truncated_mp4, ("failed", r"truncated: decoded to .* after 3 probes")),
+    ("cut.mp4", corpus.truncated_mp4, ("failed", r"truncated: mdat box runs \d+ bytes past the end after 3 checks")),
+    ("cut.mkv", corpus.truncated_mkv, ("failed", r"truncated: decoded to 2\.\d+ s of a declared 4\.00 s")),
     ("huge.mp4", corpus.huge_resolution, ("failed", "too large: 12000x12000")),
     ("odd.avi", corpus.unknown_codec_avi, ("failed", r"unsupported codec \(QQQQ\)")),
 ]
@@ -81,7 +82,7 @@ def test_every_input_of_the_corpus_ends_as_expected_and_the_daemon_stays_healthy
     expected = {str(build(cam / name)): outcome for name, build, outcome in CORPUS}
     half = cam / "half.mp4"  # the index comes last and never arrives
     half.write_bytes(corpus.moov_last_mp4(site["tmp"] / "half.mp4")[:3000])
-    expected[str(half)] = ("failed", r"truncated or still being written \(moov atom not found\) after 3 probes")
+    expected[str(half)] = ("failed", r"truncated: mdat box runs \d+ bytes past the end after 3 checks")
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,14 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL_S = 15
 RESUMABLE_STATES = ("seen", "normalizing")
+
+# KEYS: backlog zset; ARGV: this daemon's id, video key prefix
+_POP = """
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+redis.call('HSET', ARGV[2] .. popped[1], 'owner', ARGV[1])
+return popped[1]
+"""
 
 # KEYS: video hash; ARGV: expected owner, new owner
 _TAKE_OVER = """
@@ -45,6 +54,7 @@ class Ledger:
         self.records = records
         self.daemon_id = daemon_id
         self._take_over = client.register_script(_TAKE_OVER)
+        self._pop = client.register_script(_POP)
 
     def known(self, path: str, size: int, mtime_ns: int) -> bool:
         """True when this path, at this size and mtime, was already ledgered."""
@@ -64,9 +74,21 @@ class Ledger:
             "mtime_ns": fp.mtime_ns,
             "owner": self.daemon_id,
         }
-        won = self.records.create(fp.video_id, record, path=path)
+        won = self.records.create(fp.video_id, record, path=path, detail={"size": fp.size})
         self.remember(path, fp)
         return won
+
+    def enqueue(self, video_id: str) -> None:
+        """Put a claimed video on the shared backlog (again), unless it is there already."""
+        self.client.zadd(self.keys.backlog, {video_id: time.time()}, nx=True)
+
+    def pop(self) -> str | None:
+        """Take the oldest video off the backlog and own it; None when the backlog is empty."""
+        popped = self._pop(keys=[self.keys.backlog], args=[self.daemon_id, self.keys.video("")])
+        return str(popped) if popped else None
+
+    def backlog_size(self) -> int:
+        return int(self.client.zcard(self.keys.backlog))
 
     def heartbeat(self) -> None:
         self.client.set(self.keys.daemon(self.daemon_id), "1", ex=HEARTBEAT_TTL_S)
@@ -77,8 +99,13 @@ class Ledger:
     def resumable(self, *, include_own: bool) -> list[dict[str, str]]:
         """Records not yet confirmed by the broker whose owner is gone (or is this daemon); now owned by us."""
         out = []
-        for video_id in sorted(self.records.inflight()):
-            record = self.records.get(video_id)
+        video_ids = sorted(self.records.inflight())
+        pipe = self.client.pipeline(transaction=False)
+        for video_id in video_ids:
+            pipe.hgetall(self.keys.video(video_id))
+        for video_id, record in zip(video_ids, pipe.execute(), strict=True):
+            if not record:
+                continue
             unconfirmed = record.get("state") == "queued" and record.get("published") == "0"
             if record.get("state") not in RESUMABLE_STATES and not unconfirmed:
                 continue

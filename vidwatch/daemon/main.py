@@ -1,12 +1,13 @@
-"""The daemon: watch the roots, wait for files to settle, ledger, normalize, publish.
+"""The daemon: watch the roots, wait for files to settle, claim, normalize, publish.
 
 Threads and what they own:
-- watchdog observers: put paths on ``self.events`` and nothing else;
-- the walker: walks roots at start-up, every ``rescan_seconds`` and for moved-in
-  folders, and puts unknown candidates on ``self.events``;
+- observers (inotify) and pollers (network mounts): put paths on ``self.events``, nothing else;
+- the walker: walks roots at start-up, every ``rescan_seconds``, after an inotify overflow
+  and for moved-in folders; puts candidates the ledger does not know on ``self.events``;
 - the main loop (:meth:`Daemon.tick`): owns the settle tracker; hands settled files to
-- the normalize pool: fingerprint, probe, claim, normalize, publish; reports back
-  through ``self.events``.
+- the claim pool (:meth:`Ingestor.claim`): fingerprint and ledger; claimed videos wait in
+  the shared backlog in Redis, from which
+- the normalize threads (``[normalize] workers``) take them: probe, normalize, publish.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,16 @@ import redis
 
 from vidwatch.config import Config
 from vidwatch.daemon.fingerprint import fingerprint, fstat
+from vidwatch.daemon.fsguard import FsGuard, RootStuck
+from vidwatch.daemon.ingest import Ingestor
 from vidwatch.daemon.ledger import Ledger, daemon_id_for
-from vidwatch.daemon.normalize import Normalizer, ShuttingDown
+from vidwatch.daemon.normalize import Normalizer
+from vidwatch.daemon.poller import DirPoller
 from vidwatch.daemon.publish import Publisher
 from vidwatch.daemon.settle import SettleTracker
 from vidwatch.daemon.watch import EnqueueHandler, choose_mode, start_observer
 from vidwatch.engines import choose_kind
-from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
-from vidwatch.media.probe import Probe, probe
+from vidwatch.errors import SourceError
 from vidwatch.paths import PathRules
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
@@ -41,11 +44,13 @@ from vidwatch.tasks.app import make_app
 
 logger = logging.getLogger(__name__)
 
-TICK_S = 0.1
+TICK_S = 0.05
 HEARTBEAT_S = 5.0
 RESUME_CHECK_S = 10.0
-SUPERVISE_S = 5.0
-MAX_PUBLISH_BACKOFF_S = 30.0
+SUPERVISE_S = 2.0
+FS_DEADLINE_S = 5.0
+CLAIM_THREADS = 2
+MAX_CLAIMS_IN_FLIGHT = 64
 WALK_BATCH = 500
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
@@ -53,19 +58,6 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 def queue_for(config: Config) -> str:
     """Videos go to the ``gpu`` queue when the engine is TensorRT, else to ``cpu``."""
     return "gpu" if choose_kind(config.engine)[0] == "tensorrt" else "cpu"
-
-
-def recording_start(facts: Probe | None, mtime_ns: int) -> float:
-    """Epoch seconds the recording started: the container's creation_time, else the file's mtime."""
-    if facts is not None and facts.creation_time:
-        try:
-            stamp = datetime.fromisoformat(facts.creation_time.replace("Z", "+00:00"))
-            if stamp.year > 1970:
-                return stamp.timestamp()
-        except ValueError:
-            logger.debug("unparsable creation_time %r", facts.creation_time)
-    seconds = mtime_ns / 1e9
-    return seconds - (facts.duration_s if facts else 0.0)
 
 
 class Daemon:
@@ -77,16 +69,24 @@ class Daemon:
         self.records = Records(self.client, self.keys, events_maxlen=config.redis.events_maxlen)
         self.ledger = Ledger(self.client, self.keys, self.records, daemon_id_for(config.paths.state_dir))
         self.queue = queue_for(config)
-        self.publisher = Publisher(make_app(config), self.queue)
-        self.tracker = SettleTracker(config.watch.settle_seconds)
-        self.events: queue.Queue[tuple[str, str]] = queue.Queue()
-        self.pool = ThreadPoolExecutor(config.normalize.workers, thread_name_prefix="normalize")
+        self.publisher = Publisher(make_app(config), self.queue, config.broker.publish_timeout_seconds)
         self.stop_event = threading.Event()
         self.normalizer = Normalizer(config, self.client, self.keys, self.stop_event)
+        self.ingestor = Ingestor(
+            config, self.rules, self.records, self.ledger, self.publisher, self.queue, normalizer=self.normalizer
+        )
+        self.tracker = SettleTracker(config.watch.settle_seconds)
+        self.fs = FsGuard(FS_DEADLINE_S)
+        self.events: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.claims = ThreadPoolExecutor(CLAIM_THREADS, thread_name_prefix="claim")
         self.observers: dict[Path, Any] = {}
         self.root_errors: dict[Path, str] = {}
+        self._root_ids: dict[Path, tuple[int, int]] = {}
         self.started_at = time.time()
         self.last_tick = time.monotonic()
+        self.redis_ok = False
+        self._work = threading.Event()  # something may be waiting on the backlog
+        self._normalizers: list[threading.Thread] = []
         self._walk_queue: queue.Queue[Path | None] = queue.Queue()
         self._walker: threading.Thread | None = None
         self._busy_paths: set[str] = set()
@@ -95,22 +95,28 @@ class Daemon:
         self._probe_failures: dict[str, int] = {}
         self._not_ready_stats: dict[str, tuple[int, int]] = {}
         self._publish_retries: dict[str, tuple[float, int, str]] = {}
+        self._requeue: set[str] = set()
         self._next = {"heartbeat": 0.0, "resume": 0.0, "supervise": 0.0, "rescan": 0.0}
-        self.redis_ok = False
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self.config.paths.spool.mkdir(parents=True, exist_ok=True)
         self._wait_for_redis()
+        self.ledger.heartbeat()
+        self._resume(include_own=True)  # before any normalize thread runs: nothing of ours is in flight
         self._supervise_observers()
         self._walker = threading.Thread(target=self._walk_loop, name="walker", daemon=True)
         self._walker.start()
         self.normalizer.start()
-        self.ledger.heartbeat()
-        self._resume()
         for root in self.rules.roots:  # reconcile: whatever arrived while we were down
             self._walk_queue.put(root)
         self._next["rescan"] = time.monotonic() + self.config.watch.rescan_seconds
+        self._next["resume"] = time.monotonic() + RESUME_CHECK_S
+        for index in range(self.config.normalize.workers):
+            thread = threading.Thread(target=self._normalize_loop, name=f"normalize-{index}", daemon=True)
+            thread.start()
+            self._normalizers.append(thread)
+        self._work.set()
         logger.info(
             "daemon %s watching %s (queue %s, settle %.1f s)",
             self.ledger.daemon_id,
@@ -120,21 +126,25 @@ class Daemon:
         )
 
     def run(self) -> None:
-        """Tick until :meth:`stop` is called."""
+        """Tick until :meth:`stop` is called (or ``stop_event`` is set)."""
         while not self.stop_event.is_set():
             self.tick()
             self.stop_event.wait(TICK_S)
 
     def stop(self) -> None:
         self.stop_event.set()
+        self._work.set()
         for observer in self.observers.values():
             observer.stop()
         for observer in self.observers.values():
             observer.join(timeout=5)
         self._walk_queue.put(None)
+        self.claims.shutdown(wait=True, cancel_futures=True)
         self.normalizer.stop()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for thread in self._normalizers:
+            thread.join(timeout=30)
         self.publisher.close()
+        self.fs.close()
         try:
             self.ledger.release()
         except REDIS_ERRORS:
@@ -161,13 +171,20 @@ class Daemon:
         self._check_settled(now)
         self._retry_publishes(now)
         try:
+            if self._requeue:
+                for video_id in sorted(self._requeue):
+                    self.ledger.enqueue(video_id)
+                    self._requeue.discard(video_id)
+                self._work.set()
             if now >= self._next["heartbeat"]:
                 self.ledger.heartbeat()
                 self._next["heartbeat"] = now + HEARTBEAT_S
-                self.redis_ok = True
             if now >= self._next["resume"]:
-                self._resume()
+                self._resume(include_own=False)
                 self._next["resume"] = now + RESUME_CHECK_S
+            if not self.redis_ok:
+                logger.info("daemon: Redis is back")
+            self.redis_ok = True
         except REDIS_ERRORS as exc:
             if self.redis_ok:
                 logger.warning("daemon: Redis unreachable (%s); files wait until it is back", exc)
@@ -176,9 +193,13 @@ class Daemon:
             self._supervise_observers()
             self._next["supervise"] = now + SUPERVISE_S
         if now >= self._next["rescan"]:
-            for root in self.rules.roots:
-                self._walk_queue.put(root)
+            self.rescan()
             self._next["rescan"] = now + self.config.watch.rescan_seconds
+
+    def rescan(self, root: Path | None = None) -> None:
+        """Walk ``root`` (default: every root) for anything the observers missed."""
+        for folder in [root] if root else self.rules.roots:
+            self._walk_queue.put(folder)
 
     def submit(self, path: str | Path) -> str:
         """Ingest ``path`` now, skipping the settle wait (``vidwatch submit``, ``POST /jobs``).
@@ -201,27 +222,43 @@ class Daemon:
         return video_id
 
     def idle(self) -> bool:
-        """Nothing settling, normalizing or waiting to be published (a test and shutdown hook)."""
+        """Nothing settling, claiming, normalizing or waiting to be published (a test and shutdown hook)."""
+        with self._active_lock:
+            active = bool(self._active_videos or self._publish_retries)
         return (
             self.events.empty()
             and self._walk_queue.unfinished_tasks == 0
             and not len(self.tracker)
             and not self._busy_paths
-            and not self._active_videos
-            and not self._publish_retries
+            and not active
+            and not self._requeue
+            and self.ledger.backlog_size() == 0
         )
 
     def status(self) -> dict[str, Any]:
-        """Counters for health checks and STATUS lines."""
+        """Counters for health checks, metrics and STATUS lines."""
         with self._active_lock:
             active, retries = len(self._active_videos), len(self._publish_retries)
+        pollers = {
+            str(root): {"folder_stats": obs.last_pass.folder_stats, "listings": obs.last_pass.listings,
+                        "seconds": round(obs.last_pass.seconds, 4), "outage": obs.outage}
+            for root, obs in self.observers.items()
+            if isinstance(obs, DirPoller)
+        }
+        root_errors = {str(root): why for root, why in self.root_errors.items()}
+        for root, poller in pollers.items():
+            if poller["outage"]:
+                root_errors.setdefault(root, poller["outage"])
+        for root in self.fs.stuck_roots():
+            root_errors.setdefault(root, "stuck: filesystem calls do not return")
         return {
             "settling": len(self.tracker),
-            "ingesting": len(self._busy_paths),
+            "claiming": len(self._busy_paths),
             "videos_in_progress": active,
             "publish_retries": retries,
             "observers": {str(root): obs.is_alive() for root, obs in self.observers.items()},
-            "root_errors": {str(root): why for root, why in self.root_errors.items()},
+            "pollers": pollers,
+            "root_errors": root_errors,
             "redis_ok": self.redis_ok,
             "loop_age_s": round(time.monotonic() - self.last_tick, 3),
         }
@@ -235,14 +272,18 @@ class Daemon:
             if kind == "dir":
                 if not self.rules.is_ignored_name(Path(path).name):
                     self._walk_queue.put(Path(path))
+            elif kind == "overflow":
+                logger.warning("watch %s: events were lost (queue overflow); rescanning", path)
+                self.rescan(Path(path))
             elif kind == "deleted":
                 self.tracker.forget(path)
                 self._probe_failures.pop(path, None)
                 self._not_ready_stats.pop(path, None)
-            elif kind == "finished":
+            elif kind == "claimed":
                 self._busy_paths.discard(path)
                 self._probe_failures.pop(path, None)
                 self._not_ready_stats.pop(path, None)
+                self._work.set()
             elif kind == "not_ready":
                 self._busy_paths.discard(path)
                 self._not_ready(path, now)
@@ -253,178 +294,100 @@ class Daemon:
                 self.tracker.forget(path)
                 if path not in self._busy_paths:
                     self._busy_paths.add(path)
-                    self.pool.submit(self._guard, path, self._ingest, path, True)
+                    self.claims.submit(self._claim, path, True)
             elif self.rules.is_candidate(Path(path)):
                 self.tracker.touch(path, now=now)
 
     def _not_ready(self, path: str, now: float) -> None:
         failures = self._probe_failures.get(path, 0) + 1
-        try:  # a file that changed since its last failed probe is still arriving: count afresh
-            st = fstat(Path(path))
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = (-1, -1)
-        if self._not_ready_stats.get(path, stamp) != stamp:
-            failures = 1
-        self._not_ready_stats[path] = stamp
+        self.normalizer.metrics.count("not_ready")
         self._probe_failures[path] = failures
         self.tracker.defer(path, now=now, delay_s=self.config.watch.settle_seconds)
-        logger.debug("probe: %s not ready (%d of %d)", path, failures, self.config.normalize.probe_attempts)
+        logger.debug("ingest: %s not complete yet (%d of %d)", path, failures, self.config.normalize.probe_attempts)
 
     def _check_settled(self, now: float) -> None:
-        limit = self.config.normalize.workers * 2
         for path in self.tracker.due(now=now):
             if path in self._busy_paths:
                 continue
+            if len(self._busy_paths) >= MAX_CLAIMS_IN_FLIGHT:
+                return  # back-pressure: settled files wait in the tracker
+            root = str(self.rules.root_of(Path(path)) or "")
             try:
-                st = fstat(Path(path))
+                st = self.fs.call(root, lambda p=path: fstat(Path(p)))
             except FileNotFoundError:
                 self.tracker.forget(path)
                 continue
             except OSError as exc:
-                logger.warning("watch: %s: cannot stat (%s); trying again later", path, exc.strerror)
+                if not isinstance(exc, RootStuck):
+                    logger.warning("watch: %s: cannot stat (%s); trying again later", path, exc.strerror)
                 self.tracker.defer(path, now=now, delay_s=self.config.watch.settle_seconds)
                 continue
             if not self.tracker.observe(path, size=st.st_size, mtime_ns=st.st_mtime_ns, now=now):
                 continue
-            if len(self._busy_paths) >= limit:
-                return  # back-pressure: settled files wait in the tracker
             self.tracker.forget(path)
             self._busy_paths.add(path)
-            stamp = (st.st_size, st.st_mtime_ns)  # a file that changed since it was not ready gets more tries
-            unchanged = self._not_ready_stats.get(path, stamp) == stamp
-            final = unchanged and self._probe_failures.get(path, 0) + 1 >= self.config.normalize.probe_attempts
-            self.pool.submit(self._guard, path, self._ingest, path, final)
+            stamp = (st.st_size, st.st_mtime_ns)
+            if self._not_ready_stats.get(path, stamp) != stamp:  # it changed since it was not ready: still arriving
+                self._probe_failures.pop(path, None)
+            self._not_ready_stats[path] = stamp
+            final = self._probe_failures.get(path, 0) + 1 >= self.config.normalize.probe_attempts
+            self.claims.submit(self._claim, path, final)
 
-    # ---------------------------------------------------------------- jobs (pool threads)
-    def _guard(self, path: str, job: Any, *args: Any) -> None:
-        """Run a job; whatever happens, report back to the main loop."""
-        outcome = "finished"
+    # ---------------------------------------------------------------- claim pool
+    def _claim(self, path: str, final_attempt: bool) -> None:
+        outcome = "claimed"
         try:
-            outcome = job(*args) or "finished"
+            outcome = self.ingestor.claim(path, final_attempt=final_attempt) or "claimed"
         except REDIS_ERRORS as exc:
             logger.warning("ingest: %s: Redis unreachable (%s); will retry", path, exc)
             outcome = "retry"
+        except OSError as exc:
+            logger.warning("ingest: %s: cannot read (%s); will retry", path, exc)
+            outcome = "retry"
         except Exception:
-            logger.exception("ingest: %s: unexpected error", path)
-            outcome = "finished"
+            logger.exception("ingest: %s: unexpected error while claiming", path)
         self.events.put((outcome, path))
 
-    def _ingest(self, path: str, final_attempt: bool) -> str | None:
-        source = Path(path)
-        try:
-            fp = fingerprint(source)
-        except FileNotFoundError:
-            return None
-        if self.ledger.known(path, fp.size, fp.mtime_ns):
-            return None
-        facts: Probe | None = None
-        error: str | None = None
-        try:
-            facts = self.normalizer.inspect(source)
-        except NotReadyError as exc:
-            if not final_attempt:
-                return "not_ready"
-            error = f"{exc} after {self.config.normalize.probe_attempts} probes"
-        except SourceError as exc:
-            error = str(exc)
-        fields: dict[str, Any] = {
-            "camera": self.rules.camera(source),
-            "root": str(self.rules.root_of(source) or ""),
-            "start_ts": f"{recording_start(facts, fp.mtime_ns):.3f}",
-        }
-        if facts is not None:
-            fields.update(facts.as_record())
-        with self._active_lock:
-            self._active_videos.add(fp.video_id)
-        try:
-            if not self.ledger.claim(path, fp, fields):
-                logger.info("ingest: %s is already known as video %s", path, fp.video_id)
-                return None
-            if error is not None or facts is None:
-                self.records.fail(fp.video_id, error or "probe failed", path=path)
-                return None
-            self._normalize_and_publish(fp.video_id, path, facts)
-        finally:
-            with self._active_lock:
-                self._active_videos.discard(fp.video_id)
-        return None
-
-    def _normalize_and_publish(self, video_id: str, path: str, facts: Probe) -> None:
-        target = self.config.paths.spool / f"{video_id}.mp4"
-        self.records.transition(video_id, "normalizing")
-        if not target.exists():  # spool files appear whole (renamed into place)
+    # ---------------------------------------------------------------- normalize threads
+    def _normalize_loop(self) -> None:
+        while not self.stop_event.is_set():
+            if not self._work.wait(timeout=0.5):
+                continue
             try:
-                result = self.normalizer.normalize(video_id, path, facts, target)
-            except NormalizeError as exc:
-                self.records.fail(video_id, str(exc), path=path)
-                return
-            except ShuttingDown:
-                return  # still "normalizing": resumed at the next start
-            detail = {"method": result.method, "seconds": round(result.wall_s, 3), "why": result.why,
-                      "encoder": result.encoder, "hwaccel": result.hwaccel, **facts.as_record()}
-            fields = {"spool_path": str(target), "normalize_method": result.method}
-        else:
-            detail = {"method": "spooled before", **facts.as_record()}
-            fields = {"spool_path": str(target)}
-        self.records.transition(video_id, "normalizing", fields, event="normalized", path=path, detail=detail)
-        self._publish(video_id, path, attempt=0)
+                video_id = self.ledger.pop()
+            except REDIS_ERRORS:
+                self.stop_event.wait(1.0)
+                continue
+            if video_id is None:
+                self._work.clear()
+                continue
+            self._process(video_id)
 
-    def _publish(self, video_id: str, path: str, attempt: int) -> None:
-        """Mark ``queued`` (so events stay in order even when a worker is quick), then publish.
-
-        ``published`` stays "0" until the broker confirms: a restart republishes those.
-        """
-        if attempt == 0:
-            self.records.transition(
-                video_id, "queued", {"published": "0"}, event="queued", path=path, detail={"queue": self.queue}
-            )
+    def _process(self, video_id: str) -> None:
+        with self._active_lock:
+            self._active_videos.add(video_id)
         try:
-            self.publisher.publish(video_id)
-        except PublishError as exc:
-            delay = min(MAX_PUBLISH_BACKOFF_S, 0.5 * 2**attempt)
-            if attempt == 0 or attempt % 5 == 0:
-                logger.warning("%s; retrying in %.1f s (attempt %d)", exc, delay, attempt + 1)
-            with self._active_lock:
-                self._publish_retries[video_id] = (time.monotonic() + delay, attempt + 1, path)
-            return
-        self.records.mark_published(video_id)
-
-    def _resume_video(self, record: dict[str, str]) -> None:
-        video_id, path = record["video_id"], record.get("path", "")
-        try:
-            source = Path(path)
-            spooled = Path(record.get("spool_path") or self.config.paths.spool / f"{video_id}.mp4")
-            if spooled.exists():
-                if record.get("state") == "queued":
-                    self._publish(video_id, path, attempt=1)
-                    return
-                facts = probe(spooled)
-            else:
-                fp = fingerprint(source)
-                if fp.video_id != video_id:
-                    self.records.fail(video_id, f"ingest: {path}: source changed before it was normalized", path=path)
-                    return
-                facts = self.normalizer.inspect(source)
-            self._normalize_and_publish(video_id, path, facts)
-        except FileNotFoundError:
-            self.records.fail(video_id, f"ingest: {path}: source disappeared before it was normalized", path=path)
-        except SourceError as exc:
-            self.records.fail(video_id, str(exc), path=path)
+            outcome = self.ingestor.process(video_id)
+            if outcome is not None and not outcome.confirmed:
+                path = self.records.get(video_id).get("path", "")
+                with self._active_lock:
+                    self._publish_retries[video_id] = (time.monotonic() + outcome.retry_in_s, 1, path)
+        except REDIS_ERRORS as exc:
+            logger.warning("ingest: video=%s: Redis unreachable (%s); back on the backlog when it returns",
+                           video_id, exc)
+            self._requeue.add(video_id)
+        except Exception:
+            logger.exception("ingest: video=%s: unexpected error", video_id)
+            self._fail_safely(video_id, "ingest: internal error (see the daemon log)")
         finally:
             with self._active_lock:
                 self._active_videos.discard(video_id)
 
-    # ---------------------------------------------------------------- main-loop helpers
-    def _resume(self) -> None:
-        for record in self.ledger.resumable(include_own=True):
-            video_id = record["video_id"]
-            with self._active_lock:
-                if video_id in self._active_videos or video_id in self._publish_retries:
-                    continue
-                self._active_videos.add(video_id)
-            logger.info("ingest: resuming video=%s path=%s state=%s", video_id, record.get("path"), record["state"])
-            self.pool.submit(self._guard, record.get("path", ""), self._resume_video, record)
+    def _fail_safely(self, video_id: str, reason: str) -> None:
+        try:
+            self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""))
+        except REDIS_ERRORS:
+            self._requeue.add(video_id)
 
     def _retry_publishes(self, now: float) -> None:
         with self._active_lock:
@@ -433,38 +396,90 @@ class Daemon:
                 del self._publish_retries[video_id]
                 self._active_videos.add(video_id)
         for video_id, attempt, path in due:
-            self.pool.submit(self._guard, path, self._publish_retry_job, video_id, path, attempt)
+            threading.Thread(
+                target=self._publish_retry, args=(video_id, path, attempt), name="publish-retry", daemon=True
+            ).start()
 
-    def _publish_retry_job(self, video_id: str, path: str, attempt: int) -> None:
+    def _publish_retry(self, video_id: str, path: str, attempt: int) -> None:
         try:
-            self._publish(video_id, path, attempt)
+            outcome = self.ingestor.publish(video_id, path, attempt)
+            if not outcome.confirmed:
+                with self._active_lock:
+                    self._publish_retries[video_id] = (time.monotonic() + outcome.retry_in_s, attempt + 1, path)
+        except REDIS_ERRORS:
+            self._requeue.add(video_id)
         finally:
             with self._active_lock:
                 self._active_videos.discard(video_id)
 
+    def _resume(self, *, include_own: bool) -> None:
+        """Put back on the backlog what a dead daemon (or this one, before a restart) left unfinished."""
+        with self._active_lock:
+            busy = self._active_videos | set(self._publish_retries)
+        for record in self.ledger.resumable(include_own=include_own):
+            video_id = record["video_id"]
+            if video_id in busy:
+                continue
+            logger.info("ingest: resuming video=%s path=%s state=%s", video_id, record.get("path"), record["state"])
+            self.ledger.enqueue(video_id)
+            self._work.set()
+
+    # ---------------------------------------------------------------- observers
     def _supervise_observers(self) -> None:
+        """(Re)start observers; a root that vanished or was remounted gets a fresh one and a rescan."""
         for root in self.rules.roots:
             observer = self.observers.get(root)
-            if observer is not None and observer.is_alive():
+            identity = self._root_identity(root)
+            if identity is None:
+                if root not in self.root_errors:
+                    logger.error("watch %s: missing or unreadable; waiting for it to come back", root)
+                self.root_errors.setdefault(root, "missing or not a folder")
+                if observer is not None:
+                    observer.stop()
+                    self.observers.pop(root)
+                continue
+            if observer is not None and observer.is_alive() and self._root_ids.get(root) == identity:
                 continue
             if observer is not None:
-                logger.warning("watch %s: observer died; restarting it", root)
-            if not root.is_dir():
-                self.root_errors[root] = "missing or not a folder"
-                continue
+                why = "died" if not observer.is_alive() else "watches a folder that is no longer the root"
+                logger.warning("watch %s: observer %s; restarting it", root, why)
+                observer.stop()
             mode = choose_mode(self.config.watch.mode, root)
             try:
-                self.observers[root] = start_observer(
-                    root, mode, EnqueueHandler(self.events), self.config.watch.poll_interval_seconds
-                )
+                self.observers[root] = self._start_observer(root, mode)
             except OSError as exc:
                 self.root_errors[root] = f"cannot watch: {exc}"
                 logger.error("watch %s: cannot start observer: %s", root, exc)
                 continue
+            self._root_ids[root] = identity
             if root in self.root_errors or observer is not None:
-                self._walk_queue.put(root)  # catch up on what happened while unwatched
+                logger.info("watch %s: back; rescanning", root)
+                self.rescan(root)  # catch up on what happened while unwatched
             self.root_errors.pop(root, None)
             logger.info("watch %s: %s", root, mode)
+
+    def _root_identity(self, root: Path) -> tuple[int, int] | None:
+        """(device, inode) of the root folder, or None when it is missing, unreadable or stuck."""
+        try:
+            st = self.fs.call(str(root), lambda: os.stat(root))
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                self.root_errors[root] = str(exc)
+            return None
+        if not stat.S_ISDIR(st.st_mode) or not os.access(root, os.R_OK | os.X_OK):
+            return None
+        return st.st_dev, st.st_ino
+
+    def _start_observer(self, root: Path, mode: str) -> Any:
+        interval = self.config.watch.poll_interval_seconds
+        if mode == "poll":
+            poller = DirPoller(root, self.events, interval, skip_folder=self.rules.is_ignored_name)
+            poller.start()
+            return poller
+        observer = start_observer(root, mode, EnqueueHandler(self.events))
+        if observer is None:  # inotify watches ran out: poll this root instead
+            return self._start_observer(root, "poll")
+        return observer
 
     # ---------------------------------------------------------------- walker thread
     def _walk_loop(self) -> None:

@@ -24,9 +24,10 @@ def task_id(video_id: str, segment: str = "analyze") -> str:
 class Publisher:
     """Holds one broker connection (reopened after a failure); safe to call from several threads."""
 
-    def __init__(self, app: Celery, queue: str) -> None:
+    def __init__(self, app: Celery, queue: str, timeout_s: float = 10.0) -> None:
         self.app = app
         self.task_name = ANALYZE_TASK[queue]
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._connection: Connection | None = None
 
@@ -35,7 +36,12 @@ class Publisher:
         with self._lock:
             try:
                 if self._connection is None:
-                    connection = self.app.connection_for_write()
+                    # Every socket operation is bounded: a broker that accepts TCP but never
+                    # answers (starting up, overloaded) must not block publishing forever.
+                    connection = self.app.connection_for_write(
+                        connect_timeout=CONNECT_TIMEOUT_S,
+                        transport_options={"read_timeout": self.timeout_s, "write_timeout": self.timeout_s},
+                    )
                     connection.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT_S)
                     self._connection = connection
                 self.app.send_task(
@@ -44,6 +50,8 @@ class Publisher:
                     task_id=task_id(video_id),
                     connection=self._connection,
                     retry=False,
+                    timeout=self.timeout_s,
+                    confirm_timeout=self.timeout_s,
                 )
             except Exception as exc:  # kombu/amqp/socket errors all mean "not confirmed"
                 self._reset()

@@ -6,6 +6,7 @@ by other hosts raise no inotify event, and uses inotify elsewhere.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -14,7 +15,6 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
 
 logger = logging.getLogger(__name__)
 
@@ -78,25 +78,22 @@ class EnqueueHandler(FileSystemEventHandler):
         self.sink.put((event.event_type, os.fsdecode(event.src_path)))
 
 
-def start_observer(root: Path, mode: str, handler: EnqueueHandler, poll_interval_s: float) -> BaseObserver:
-    """Start an observer on ``root``; falls back to polling when inotify watches run out."""
-    if mode == "poll":
-        observer: BaseObserver = PollingObserver(timeout=poll_interval_s)
-    else:
-        observer = Observer()
+def start_observer(root: Path, mode: str, handler: EnqueueHandler) -> BaseObserver | None:
+    """Start an inotify observer on ``root``; None when the kernel's inotify watches ran out."""
+    if mode != "inotify":
+        raise ValueError(f"watch mode: expected inotify here, got {mode!r}")
+    observer = Observer()
     observer.schedule(handler, str(root), recursive=True)
     try:
         observer.start()
     except OSError as exc:
-        if mode == "poll" or exc.errno != 28:
+        if exc.errno != errno.ENOSPC:
             raise
         logger.warning(
-            "watch %s: inotify watches exhausted (%s); polling this root instead. Fix: "
-            "sysctl fs.inotify.max_user_watches=1048576",
+            "watch %s: inotify watches exhausted (%s); polling this root instead. "
+            "Fix: sysctl -w fs.inotify.max_user_watches=1048576 (and in /etc/sysctl.d/)",
             root,
             exc,
         )
-        observer = PollingObserver(timeout=poll_interval_s)
-        observer.schedule(handler, str(root), recursive=True)
-        observer.start()
+        return None
     return observer

@@ -9,6 +9,7 @@ or broken bytes, and the last decoded timestamp shows how far the data really go
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,4 +79,6 @@ def verify_tail(
 
 
 def _clean(line: str, path: Path) -> str:
+    """ffmpeg's line without its ``[demuxer @ 0x...]`` prefix and with the file's name only."""
+    line = re.sub(r"^\[[^\]]+ @ 0x[0-9a-f]+\] ", "", line)
     return line.replace(f"file:{path}", path.name).replace(str(path), path.name)

@@ -56,6 +56,11 @@ class Keys:
         """set: video ids not yet done or failed."""
         return self._k("ledger", "inflight")
 
+    @property
+    def backlog(self) -> str:
+        """zset: video ids claimed and waiting for normalization, by claim time (shared by all daemons)."""
+        return self._k("ledger", "backlog")
+
     def daemon(self, daemon_id: str) -> str:
         """string with a TTL: a daemon instance is alive."""
         return self._k("daemon", daemon_id)

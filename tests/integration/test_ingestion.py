@@ -1,0 +1,127 @@
+"""Ingestion on real storage semantics: polling, two daemons, lost events, a root that goes away."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import moving_square_clip, wait_for
+from tests.integration.test_daemon import events, queued_messages, running
+from vidwatch.config import Config, load_config
+from vidwatch.results.keys import Keys
+
+
+def distinct_ts_clips(template: Path, folder: Path, count: int, first: int = 0) -> list[Path]:
+    """``count`` different files from one MPEG-TS clip: each ends with its own null packet (numbered from ``first``)."""
+    data = template.read_bytes()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(first, first + count):
+        null_packet = b"\x47\x1f\xff\x10" + i.to_bytes(4, "big") * 46
+        path = folder / f".{i:04d}.ts.part"
+        path.write_bytes(data + null_packet)
+        paths.append(path)
+    return paths
+
+
+def publish_all(paths: list[Path]) -> list[Path]:
+    """Rename into place, as recorders do."""
+    out = []
+    for path in paths:
+        final = path.with_name(path.name[1:].removesuffix(".part"))
+        path.rename(final)
+        out.append(final)
+    return out
+
+
+@pytest.fixture
+def tiny_ts(tmp_path: Path, ffmpeg: str) -> Path:
+    return moving_square_clip(tmp_path / "tiny.ts", seconds=1, size="64x48", fmt="mpegts")
+
+
+def _config(site: dict, **watch: object) -> Config:
+    env = {f"VIDWATCH_WATCH__{k.upper()}": str(v) for k, v in watch.items()}
+    return load_config(site["config"], environ=env)
+
+
+def test_forced_poll_mode_finds_new_files(site: dict, redis_client: redis.Redis, tiny_ts: Path) -> None:
+    config = _config(site, mode="poll", poll_interval_seconds=0.5, settle_seconds=0.5)
+    keys = Keys(site["prefix"])
+    with running(config) as daemon:
+        wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+        assert daemon.status()["pollers"]
+        day = site["inbox"] / "cam1" / "2026-11-24"
+        publish_all(distinct_ts_clips(tiny_ts, day, 3))  # a new date folder with files inside
+        wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 3, timeout_s=30,
+                 what="three files found by polling")
+
+
+def test_two_daemons_on_one_folder_publish_each_file_once(
+    site: dict, redis_client: redis.Redis, tiny_ts: Path, tmp_path: Path
+) -> None:
+    keys = Keys(site["prefix"])
+    first = _config(site)
+    second = load_config(site["config"], environ={"VIDWATCH_PATHS__STATE_DIR": str(tmp_path / "var2")})
+    with running(first) as a, running(second) as b:
+        assert a.ledger.daemon_id != b.ledger.daemon_id
+        paths = publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam1", 50))
+        wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 50, timeout_s=90,
+                 what="50 queued videos")
+        wait_for(lambda: a.idle() and b.idle(), timeout_s=30, what="both daemons to settle")
+    kinds = events(redis_client, keys)
+    for kind in ("detected", "normalized", "queued"):
+        ids = [video for k, video in kinds if k == kind]
+        assert len(ids) == len(set(ids)) == 50, kind
+    assert queued_messages(first) == 50
+    assert len(paths) == 50
+
+
+def test_lost_inotify_events_are_recovered_by_the_rescan(
+    site: dict, redis_client: redis.Redis, tiny_ts: Path
+) -> None:
+    config = _config(site, rescan_seconds=3600)
+    keys = Keys(site["prefix"])
+    with running(config) as daemon:
+        wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+        root = site["inbox"]
+        daemon.observers[root].unschedule_all()  # from here on, the kernel's events are lost
+        publish_all(distinct_ts_clips(tiny_ts, root / "cam1", 20))
+        wait_for(daemon.idle, timeout_s=30, what="the daemon to be idle")
+        assert events(redis_client, keys) == []  # nothing was seen
+        daemon.events.put(("overflow", str(root)))  # what an IN_Q_OVERFLOW notice triggers
+        wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 20, timeout_s=60,
+                 what="all 20 files found by the rescan")
+
+
+def test_a_root_that_disappears_is_reported_and_resumed(
+    site: dict, redis_client: redis.Redis, tiny_ts: Path, tmp_path: Path
+) -> None:
+    config = _config(site)
+    keys = Keys(site["prefix"])
+    root = site["inbox"]
+    with running(config) as daemon:
+        wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+        away = tmp_path / "unmounted"
+        root.rename(away)
+        wait_for(lambda: str(root) in daemon.status()["root_errors"], timeout_s=30, what="the outage to be reported")
+        publish_all(distinct_ts_clips(tiny_ts, away / "cam1", 2))  # written while "unmounted"
+        away.rename(root)
+        wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 2, timeout_s=60,
+                 what="the backlog written during the outage")
+        assert daemon.status()["root_errors"] == {}
+        assert daemon.status()["observers"] == {str(root): True}
+
+
+def test_moved_in_tree_is_found(site: dict, redis_client: redis.Redis, tiny_ts: Path, tmp_path: Path) -> None:
+    config = _config(site)
+    keys = Keys(site["prefix"])
+    tree = tmp_path / "usb" / "cam7" / "2026-11-24"
+    publish_all(distinct_ts_clips(tiny_ts, tree, 3))
+    with running(config) as daemon:
+        wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+        subprocess.run(["mv", str(tmp_path / "usb" / "cam7"), str(site["inbox"])], check=True, timeout=10)
+        wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 3, timeout_s=30,
+                 what="the three files of the moved-in tree")

@@ -1,0 +1,183 @@
+"""From a settled file to a confirmed task message, in two stages.
+
+1. **Claim** (:meth:`Ingestor.claim`, cheap): fingerprint, check the container is whole,
+   create the ledger record (``seen``, event ``detected``) and put the video on the
+   shared backlog in Redis. A burst of thousands of files waits there, not in memory.
+2. **Process** (:meth:`Ingestor.process`, bounded by ``[normalize] workers``): probe,
+   normalize into the spool, mark ``queued`` and publish with a confirm.
+
+Every step is idempotent and keyed by the video id, so a restarted daemon (or another
+daemon on the same NAS) can pick any video up wherever it was left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vidwatch.config import Config
+from vidwatch.daemon.completeness import incomplete_reason
+from vidwatch.daemon.fingerprint import fingerprint
+from vidwatch.daemon.ledger import Ledger
+from vidwatch.daemon.normalize import Normalizer, ShuttingDown
+from vidwatch.daemon.publish import Publisher
+from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
+from vidwatch.media.probe import Probe, probe
+from vidwatch.paths import PathRules
+from vidwatch.results.records import Records
+
+logger = logging.getLogger(__name__)
+
+MAX_PUBLISH_BACKOFF_S = 10.0
+
+
+def recording_start(facts: Probe | None, mtime_ns: int) -> float:
+    """Epoch seconds the recording started: the container's creation_time, else mtime − duration."""
+    if facts is not None and facts.creation_time:
+        try:
+            stamp = datetime.fromisoformat(facts.creation_time.replace("Z", "+00:00"))
+            if stamp.year > 1970:
+                return stamp.timestamp()
+        except ValueError:
+            logger.debug("unparsable creation_time %r", facts.creation_time)
+    return mtime_ns / 1e9 - (facts.duration_s if facts else 0.0)
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    confirmed: bool
+    retry_in_s: float = 0.0
+
+
+class Ingestor:
+    def __init__(
+        self,
+        config: Config,
+        rules: PathRules,
+        records: Records,
+        ledger: Ledger,
+        publisher: Publisher,
+        queue: str,
+        *,
+        normalizer: Normalizer,
+    ) -> None:
+        self.config = config
+        self.normalizer = normalizer
+        self.rules = rules
+        self.records = records
+        self.ledger = ledger
+        self.publisher = publisher
+        self.queue = queue
+
+    # ------------------------------------------------------------------ stage 1
+    def claim(self, path: str, *, final_attempt: bool) -> str | None:
+        """Ledger a settled file. Returns "not_ready" to be looked at again later, else None."""
+        source = Path(path)
+        try:
+            fp = fingerprint(source)
+        except FileNotFoundError:
+            return None
+        if self.ledger.known(path, fp.size, fp.mtime_ns):
+            return None
+        reason = incomplete_reason(source)
+        if reason is not None and not final_attempt:
+            return "not_ready"
+        fields: dict[str, Any] = {
+            "camera": self.rules.camera(source),
+            "root": str(self.rules.root_of(source) or ""),
+            "start_ts": f"{fp.mtime_ns / 1e9:.3f}",
+        }
+        if not self.ledger.claim(path, fp, fields):
+            logger.info("ingest: %s is already known as video %s", path, fp.video_id)
+            return None
+        if reason is not None:
+            attempts = self.config.normalize.probe_attempts
+            self.records.fail(fp.video_id, f"ingest: {path}: {reason} after {attempts} checks", path=path)
+            return None
+        self.ledger.enqueue(fp.video_id)
+        return None
+
+    # ------------------------------------------------------------------ stage 2
+    def process(self, video_id: str) -> PublishOutcome | None:
+        """Take a video from wherever it stands to a confirmed publish.
+
+        Returns the publish outcome, or None when there was nothing (more) to do.
+        """
+        record = self.records.get(video_id)
+        state, path = record.get("state"), record.get("path", "")
+        if state == "queued" and record.get("published") == "0":
+            return self.publish(video_id, path, attempt=1)
+        if state not in ("seen", "normalizing"):
+            return None
+        spooled = self.config.paths.spool / f"{video_id}.mp4"
+        try:
+            facts = self._probe_source(video_id, record, spooled)
+        except SourceError as exc:
+            self.records.fail(video_id, str(exc), path=path)
+            return None
+        if facts is None:
+            return None
+        self.records.transition(
+            video_id, "normalizing",
+            {"start_ts": f"{recording_start(facts, int(record.get('mtime_ns') or 0)):.3f}", **facts.as_record()},
+        )
+        if spooled.exists():  # spool files appear whole (renamed into place): normalized before a restart
+            detail: dict[str, Any] = {"method": "spooled before", **facts.as_record()}
+            fields: dict[str, Any] = {"spool_path": str(spooled)}
+        else:
+            started = time.monotonic()
+            try:
+                result = self.normalizer.normalize(video_id, path, facts, spooled)
+            except NormalizeError as exc:
+                self.records.fail(video_id, str(exc), path=path)
+                return None
+            except ShuttingDown:
+                return None  # still "normalizing": resumed at the next start
+            seconds = round(time.monotonic() - started, 3)
+            detail = {"method": result.method, "seconds": seconds, "why": result.why, "encoder": result.encoder,
+                      "hwaccel": result.hwaccel, **facts.as_record()}
+            fields = {"spool_path": str(spooled), "normalize_method": result.method, "normalize_s": seconds}
+        self.records.transition(video_id, "normalizing", fields, event="normalized", path=path, detail=detail)
+        return self.publish(video_id, path, attempt=0)
+
+    def _probe_source(self, video_id: str, record: dict[str, str], spooled: Path) -> Probe | None:
+        path = record.get("path", "")
+        source = Path(path)
+        if spooled.exists():
+            return probe(spooled)
+        try:
+            current = fingerprint(source)
+        except FileNotFoundError as exc:
+            raise SourceError(f"ingest: {path}: source disappeared before it was normalized") from exc
+        if current.video_id != video_id:
+            raise SourceError(f"ingest: {path}: source changed before it was normalized (a new version follows)")
+        try:
+            return self.normalizer.inspect(source)
+        except NotReadyError as exc:
+            if exc.kind == "truncated":
+                raise SourceError(str(exc), kind=exc.kind) from exc
+            raise SourceError(f"{exc}: truncated or corrupt", kind="truncated") from exc
+
+    def publish(self, video_id: str, path: str, attempt: int) -> PublishOutcome:
+        """Mark ``queued`` (first attempt), then publish; ``published`` is "0" until the broker confirms.
+
+        Marking first keeps events in order even when a worker starts at once; a restart
+        republishes what was never confirmed.
+        """
+        if attempt == 0:
+            self.records.transition(
+                video_id, "queued", {"published": "0"}, event="queued", path=path, detail={"queue": self.queue}
+            )
+        try:
+            self.publisher.publish(video_id)
+        except PublishError as exc:
+            delay = min(MAX_PUBLISH_BACKOFF_S, 0.5 * 2**attempt)
+            if attempt <= 1 or attempt % 5 == 0:
+                logger.warning("%s; retrying in %.1f s (attempt %d)", exc, delay, attempt + 1)
+            return PublishOutcome(False, delay)
+        self.records.mark_published(video_id)
+        return PublishOutcome(True)
