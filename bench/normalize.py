@@ -17,6 +17,7 @@ repeated, and the median taken, after one warm-up round each.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -52,21 +53,31 @@ def inputs(folder: Path, seconds: float) -> dict[str, Path]:
     }
 
 
-def timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (ffmpeg): what other load on the host does not add."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run."""
+    started, cpu = time.perf_counter(), _cpu_s()
     run()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu_s() - cpu
 
 
 def compare(name: str, baseline: Callable[[], object], candidate: Callable[[], object], repeat: int) -> float:
+    """Median wall and CPU time of each, interleaved; returns the wall-time ratio candidate / baseline."""
     timed(baseline)
     timed(candidate)  # warm-up: page cache, ffmpeg's first start
     base, cand = [], []
     for _ in range(repeat):
         base.append(timed(baseline))
         cand.append(timed(candidate))
-    b, c = statistics.median(base), statistics.median(cand)
-    print(f"{name:<46} baseline {b:8.3f} s   candidate {c:8.3f} s   ratio {c / b:6.3f}")
+    b, c = statistics.median(w for w, _ in base), statistics.median(w for w, _ in cand)
+    bc, cc = statistics.median(u for _, u in base), statistics.median(u for _, u in cand)
+    print(f"{name:<46} wall {b:7.3f} s -> {c:7.3f} s  ratio {c / b:6.3f}   "
+          f"cpu {bc:7.3f} s -> {cc:7.3f} s  ratio {cc / bc:6.3f}")
     return c / b
 
 
@@ -93,7 +104,8 @@ def main() -> None:
         print(f"  {name:<11} {f.codec} {f.width}x{f.height} {f.fps:g} fps vfr={f.vfr} {f.duration_s:.1f} s "
               f"{f.size_bytes / 1e6:.1f} MB")
     repeat = options.repeat
-    print(f"\nmedian of {repeat} interleaved runs (2 shared CPU cores: expect noise)")
+    print(f"\nmedian of {repeat} interleaved runs, baseline -> candidate (wall time is noisy on shared cores; "
+          "CPU time is not)")
 
     conforming = clips["conforming"]
     copy = cli("-i", str(conforming), "-c", "copy", str(out / "copy.mp4"))
@@ -116,7 +128,7 @@ def main() -> None:
                     "-movflags", "+faststart", "-f", "mp4", str(out / f"plain-{name}.mp4"))
         ratios[name] = compare(f"2. {name}: normalize (transcode) / plain CLI", plain,
                                lambda s=source, f=f, n=name: normalize(s, out / f"norm-{n}.mp4", f, settings),
-                               max(1, repeat - 2))
+                               repeat)
 
     everything = NormalizeConfig(mode="transcode")
 
@@ -125,7 +137,7 @@ def main() -> None:
 
     mix = compare("3. mixed set: auto / transcode everything", mixed(everything), mixed(settings), max(1, repeat - 2))
 
-    print("\nsummary")
+    print("\nsummary (wall-time ratios)")
     print(f"  remux / copy                 {remux:6.3f}   (goal <= 1.2)")
     print(f"  probe+verify+remux / copy    {whole:6.3f}   (the whole ingest; informative)")
     for name, ratio in ratios.items():

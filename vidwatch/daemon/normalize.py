@@ -20,7 +20,7 @@ import redis
 
 from vidwatch.config import Config
 from vidwatch.daemon.spool import ShuttingDown, SpoolBudget, estimate_bytes, sweep
-from vidwatch.errors import NormalizeError, NotReadyError, SourceError
+from vidwatch.errors import SourceError
 from vidwatch.media.normalize import Normalized, Progress, admit, normalize, plan
 from vidwatch.media.probe import Probe, probe
 from vidwatch.media.verify import verify_tail
@@ -127,10 +127,7 @@ class Normalizer:
             if self.settings.verify_tail_seconds > 0:
                 verify_tail(source, facts, tail_s=self.settings.verify_tail_seconds,
                             max_pixels=self.settings.max_pixels)
-        except NotReadyError:
-            self.metrics.count("not_ready")
-            raise
-        except SourceError as exc:
+        except SourceError as exc:  # NotReadyError included: once claimed, a file short of data is failed
             self.metrics.rejected(exc.kind)
             raise
         return facts
@@ -162,8 +159,8 @@ class Normalizer:
 
         try:
             result = normalize(Path(path), target, facts, self.settings, on_progress=progressed)
-        except NormalizeError as exc:
-            self.metrics.finished(video_id, None, facts.duration_s, exc.kind)
+        except Exception as exc:
+            self.metrics.finished(video_id, None, facts.duration_s, getattr(exc, "kind", "internal_error"))
             raise
         finally:
             self.budget.release(video_id)
