@@ -181,3 +181,23 @@ def test_normalization_waits_for_spool_room(site: dict, redis_client: redis.Redi
         wait_for(lambda: str(clip) in ended(redis_client, keys), timeout_s=30, what="the clip to be queued")
     assert ended(redis_client, keys)[str(clip)]["type"] == "queued"
     assert not filler.exists()
+
+
+def test_progress_events_are_bounded_by_the_interval(
+    site: dict, redis_client: redis.Redis, ffmpeg: str
+) -> None:
+    from vidwatch.daemon.normalize import Normalizer
+    from vidwatch.media.probe import probe
+
+    keys = Keys(site["prefix"])
+    source = corpus.mjpeg_avi(site["tmp"] / "source.avi")
+    facts = probe(source)
+    for interval, video_id in ((3600, "quiet"), (0, "chatty")):
+        config = make_config(site, progress_interval_seconds=interval)
+        normalizer = Normalizer(config, redis_client, keys, threading.Event())
+        normalizer.normalize(video_id, str(source), facts, config.paths.spool / f"{video_id}.mp4")
+        assert normalizer.metrics.snapshot()["in_progress"] == {}
+    progress = [(e["video_id"], json.loads(e["detail"])) for e in events_of(redis_client, keys)]
+    assert [video_id for video_id, _ in progress if video_id == "quiet"] == []  # done before the first interval
+    chatty = [detail for video_id, detail in progress if video_id == "chatty"]
+    assert chatty and chatty[-1]["fraction"] == 1.0 and chatty[-1]["duration_s"] == facts.duration_s
