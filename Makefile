@@ -9,6 +9,7 @@ run: setup
 	$(BIN)/vidwatch up
 
 test: setup services
+	scripts/setup-system.sh --for-tests
 	$(BIN)/pytest
 
 setup: $(VENV)/.installed system

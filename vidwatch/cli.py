@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from vidwatch import __version__
 from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError, VidwatchError
 from vidwatch.logs import setup_logging
+from vidwatch.ops.commands import add_commands as add_ops_commands
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     worker = command("worker", "a Celery worker that analyses videos")
     worker.add_argument("-Q", "--queues", default="gpu,cpu,summary", help="queues to consume (comma-separated)")
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
+    worker.add_argument("--gpu", type=int, default=None, metavar="N",
+                        help="pin this worker to GPU N (sets CUDA_VISIBLE_DEVICES; one process owns the GPU)")
     tail = command("tail", "follow a results stream")
     tail.add_argument("stream", nargs="?", default="events", help="events, summaries or detections:<camera>")
     tail.add_argument("--group", help="read as this consumer group (entries acknowledged once printed)")
@@ -42,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.add_argument("--count", type=int, default=None, help="exit after this many entries")
     tail.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without entries")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
+    add_ops_commands(sub, common)  # systemd install, doctor, status
     return parser
 
 
@@ -82,9 +89,21 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         unknown = sorted(set(queues) - {"gpu", "cpu", "summary"})
         if unknown or not queues:
             raise ConfigError(f"--queues: unknown queue(s) {unknown or queues}: expected gpu, cpu, summary")
-        return run_worker(config, queues, args.concurrency or config.worker.concurrency)
+        concurrency = args.concurrency or config.worker.concurrency
+        if args.gpu is not None:
+            if args.gpu < 0:
+                raise ConfigError(f"--gpu: expected a GPU index >= 0, got {args.gpu}")
+            # before anything can create a CUDA context: the engine loads in the pool process
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+            os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+            concurrency = 1
+        return run_worker(config, queues, concurrency)
     if args.command == "tail":
         return _tail(args, config)
+    if args.command in ("systemd", "doctor", "status"):
+        from vidwatch.ops.commands import run as run_ops_command
+
+        return run_ops_command(args, config)
     return 2  # argparse only lets known commands through
 
 

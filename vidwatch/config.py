@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
+from vidwatch.stages import StageConfig
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
 ENV_PREFIX = "VIDWATCH_"
@@ -104,6 +106,10 @@ class BrokerConfig(_Section):
         SecretStr("amqp://guest:guest@127.0.0.1:5672//"), description="RabbitMQ URL (AMQP 0-9-1), vhost included."
     )
     publish_timeout_seconds: float = Field(10.0, gt=0, description="How long a publish waits for its confirm.")
+    quorum_queues: bool = Field(
+        False, description="Declare the gpu/cpu/summary queues as quorum queues (replicated, for RabbitMQ "
+        "clusters). A queue's type cannot change once declared: delete the queues before switching."
+    )
 
     @field_validator("url")
     @classmethod
@@ -155,6 +161,9 @@ class AnalysisConfig(_Section):
     segment_seconds: float = Field(300.0, ge=5, description="Videos longer than this are analysed in segments.")
     min_gap_seconds: float = Field(1.0, ge=0, description="Activity separated by less than this is one segment.")
     min_activity_seconds: float = Field(0.0, ge=0, description="Activity segments shorter than this are dropped.")
+    motion_gate: bool = Field(
+        False, description="Run the engine only on frames where motion (MOG2) was found; others count as empty."
+    )
 
 
 class EngineConfig(_Section):
@@ -166,6 +175,40 @@ class EngineConfig(_Section):
     )
     motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
     person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")
+    motion_regions: list[list[tuple[float, float]]] = Field(
+        default_factory=list,
+        description="opencv motion (and the motion gate): polygons, as [x, y] fractions of the frame (0..1), "
+        "where motion counts; empty: the whole frame.",
+    )
+    labels: Path | None = Field(
+        None, description="Class names, one per line in class order; default: the model's 'names' metadata."
+    )
+    confidence: float = Field(0.25, gt=0, lt=1, description="onnx/tensorrt: smallest class score kept.")
+    iou: float = Field(0.45, gt=0, le=1, description="onnx/tensorrt: IoU above which NMS drops the weaker box.")
+    input_size: int = Field(
+        640, ge=32, le=4096, description="onnx/tensorrt: square input side for a model whose size is dynamic."
+    )
+    threads: int = Field(
+        0, ge=0, le=256, description="onnx: intra-op threads; 0: the cores this worker process may run on."
+    )
+    precision: Literal["fp16", "fp32"] = Field(
+        "fp16",
+        description="tensorrt: fp16 sets TensorRT 10's FP16 flag; TensorRT 11 builds the types in the ONNX file.",
+    )
+    workspace_mib: int = Field(1024, ge=16, description="tensorrt: builder workspace limit, MiB.")
+    cache_dir: Path | None = Field(
+        None, description="tensorrt: where built engines are cached; default: <[paths] state_dir>/engines."
+    )
+
+    @field_validator("motion_regions")
+    @classmethod
+    def _polygons(cls, value: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for polygon in value:
+            if len(polygon) < 3:
+                raise ValueError(f"a region needs at least 3 points, got {len(polygon)}")
+            if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in polygon):
+                raise ValueError("region points are fractions of the frame: expected 0 <= x, y <= 1")
+        return value
 
 
 class NormalizeConfig(_Section):
@@ -210,9 +253,31 @@ class NormalizeConfig(_Section):
     )
 
 
+class SummaryConfig(_Section):
+    crops: bool = Field(True, description="Save each track's best crop (largest, sharpest, most confident) as a JPEG.")
+    crop_min_px: int = Field(
+        32, ge=1, le=4096, description="Boxes whose short side is below this many source pixels give no crop."
+    )
+    timeline: bool = Field(True, description="Draw a PNG timeline of activity and per-label presence per video.")
+    condensed_clip: bool = Field(
+        False, description="Cut a video of only the active segments (ffmpeg, stream copy at keyframes where possible)."
+    )
+    condensed_pad_seconds: float = Field(
+        1.0, ge=0, le=60, description="Condensed clip: seconds kept before and after each active segment."
+    )
+
+
 class WorkerConfig(_Section):
     concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker`.")
     heartbeat_seconds: float = Field(5.0, gt=0, description="Period of the worker's liveness key in Redis.")
+    max_deliveries: int = Field(
+        3, ge=1, le=100, description="A task delivered more often than this is poison: its video fails, "
+        "the message is dead-lettered to the 'dead' queue."
+    )
+    task_time_limit_seconds: float = Field(
+        1500.0, ge=30, description="Hard limit of one task; keep it below RabbitMQ's consumer_timeout "
+        "(30 min by default), or the broker closes the channel and the task loops."
+    )
 
 
 class LogConfig(_Section):
@@ -231,6 +296,17 @@ class Config(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    analyzers: list[AnalyzerConfig] = Field(
+        default_factory=list,
+        description="Optional per-frame analyzers, one [[analyzers]] table each, chosen by `type` "
+        "(edges, lines, sharpness, ground); their findings go to the summary's `analyzers` field.",
+    )
+    stages: list[StageConfig] = Field(
+        default_factory=list,
+        description="Optional crop stages, one [[stages]] table each, chosen by `type` (dominant_colour, "
+        "http_forward); run at summary time on each track's best crop, their fields go to that track's entry.",
+    )
+    summary: SummaryConfig = Field(default_factory=SummaryConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -249,7 +325,13 @@ class Config(BaseModel):
                 "spool_dir": absolute(self.paths.spool_dir) if self.paths.spool_dir else None,
             }
         )
-        engine = self.engine.model_copy(update={"model": absolute(self.engine.model) if self.engine.model else None})
+        engine = self.engine.model_copy(
+            update={
+                "model": absolute(self.engine.model) if self.engine.model else None,
+                "labels": absolute(self.engine.labels) if self.engine.labels else None,
+                "cache_dir": absolute(self.engine.cache_dir or self.paths.state_dir / "engines"),
+            }
+        )
         return self.model_copy(update={"watch": watch, "paths": paths, "engine": engine})
 
 
@@ -329,6 +411,6 @@ def _describe(exc: ValidationError, source: Path | None, overrides: Mapping[tupl
         if error["type"] == "extra_forbidden":
             lines.append(f"config: {key}: unknown key ({origin})")
         else:
-            shown = "***" if any(word in key for word in ("url", "token")) else repr(value)
+            shown = "***" if any(word in key for word in ("url", "token", "headers")) else repr(value)
             lines.append(f"config: {key} = {shown}: {error['msg']} ({origin})")
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -61,6 +61,12 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _local_port(url: str, default_port: int, key: str) -> int:
     parsed = urlparse(url)
     if parsed.hostname not in LOCAL_HOSTS:
@@ -118,15 +124,16 @@ def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
         "RABBITMQ_NODENAME": node,
         "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
         "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(port + 20000),
+        "RABBITMQ_DIST_PORT": str(_free_port()),  # Erlang distribution (rabbitmqctl); any free port
         "RABBITMQ_BASE": str(folder),
         "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
         "RABBITMQ_LOG_BASE": str(folder / "log"),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
         "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"),
         "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+        "ERL_CRASH_DUMP": str(folder / "log" / "erl_crash.dump"),
     }
-    proc = spawn([binary], env=env, log_path=str(folder / "log" / "console.log"))
+    proc = spawn([binary], env=env, log_path=str(folder / "log" / "console.log"), cwd=str(folder))
     logger.info("started private rabbitmq-server %s on port %d (data in %s)", node, port, folder)
     default_vhost = urlparse(url)._replace(path="/").geturl()
     _wait(lambda: broker_answers(default_vhost, 1.0), "rabbitmq-server", proc, RABBIT_START_S, folder / "log")

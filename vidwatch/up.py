@@ -81,6 +81,7 @@ def _banner(config: Config) -> None:
         f"\nvidwatch is running.\n"
         f"  Drop video files into: {roots}  (e.g. {_short(config.watch.roots[0])}/cam1/lobby.mp4)\n"
         f"  Follow results:        vidwatch tail summaries   |   vidwatch tail events\n"
+        f"  Status page:           http://{config.api.listen}/   (API: /docs)\n"
         f"  Health:                http://{config.api.listen}/readyz\n"
         f"  Stop:                  Ctrl-C\n",
         flush=True,

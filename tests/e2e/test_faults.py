@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -17,7 +15,9 @@ from tests.conftest import free_port
 from tests.e2e.processes import Proc
 from tests.helpers import moving_square_clip, wait_for
 from tests.integration.test_ingestion import distinct_ts_clips, publish_all
+from vidwatch.errors import ConfigError
 from vidwatch.results.keys import Keys
+from vidwatch.services import PrivateService, start_rabbitmq
 
 pytestmark = pytest.mark.e2e
 
@@ -63,37 +63,12 @@ def test_daemon_killed_mid_burst_loses_nothing_and_repeats_nothing(
     assert count_events(redis_client, keys, "failed") == 0
 
 
-def _private_rabbitmq(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    binary = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-    if not binary.exists():
-        binary = Path(shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server")
-    if not binary.exists():
-        pytest.skip("rabbitmq-server is not installed")
-    base = tmp_path / "rabbit"
-    (base / "log").mkdir(parents=True, exist_ok=True)
-    (base / "enabled_plugins").write_text("[].\n")
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(base),
-        "RABBITMQ_NODENAME": f"vwtest{port}@localhost", "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(port + 10000),
-        "RABBITMQ_BASE": str(base), "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(base / "log"), "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"), "RABBITMQ_PID_FILE": str(base / "pid"),
-    }
-    with open(base / "log" / "console.log", "ab") as log:
-        proc = subprocess.Popen([str(binary)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, env
-
-
-def _broker_up(port: int) -> bool:
-    from kombu import Connection
-
+def _private_rabbitmq(tmp_path: Path, port: int) -> PrivateService:
+    """A RabbitMQ of this test's own (data under tmp_path, so a restart keeps its durable queues)."""
     try:
-        with Connection(f"amqp://guest:guest@127.0.0.1:{port}//", connect_timeout=1) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=1)
-        return True
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
+        return start_rabbitmq(f"amqp://guest:guest@127.0.0.1:{port}//", tmp_path / "state")
+    except ConfigError as exc:
+        pytest.skip(str(exc))
 
 
 def _readyz(port: int) -> dict:
@@ -109,20 +84,18 @@ def test_broker_down_for_30_seconds_during_a_burst(
 ) -> None:
     keys = Keys(site["prefix"])
     port = free_port()
-    rabbit, _ = _private_rabbitmq(tmp_path, port)
+    rabbit = _private_rabbitmq(tmp_path, port)  # answers once this returns
     env = {"VIDWATCH_BROKER__URL": f"amqp://guest:guest@127.0.0.1:{port}//", "VIDWATCH_WATCH__SETTLE_SECONDS": "0.5"}
     config = ["-c", str(site["config"])]
     worker = daemon = None
     try:
-        wait_for(lambda: _broker_up(port), timeout_s=90, what="the private RabbitMQ")
         worker = Proc(["worker", *config], tmp_path / "worker.log", env)
         daemon = Proc(["daemon", *config], tmp_path / "daemon.log", env)
         wait_for(lambda: _readyz(site["port"]).get("status") == "ready", timeout_s=60, what="readiness")
         publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam1", 10))
         wait_for(lambda: sum(summaries(redis_client, keys).values()) >= 3, timeout_s=60, what="the first summaries")
 
-        rabbit.send_signal(signal.SIGTERM)
-        rabbit.wait(timeout=60)
+        rabbit.stop()
         publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam2", 10, first=10))
         wait_for(lambda: _readyz(site["port"]).get("checks", {}).get("broker", {}).get("ok") is False, timeout_s=30,
                  what="/readyz to report the broker down")
@@ -130,15 +103,14 @@ def test_broker_down_for_30_seconds_during_a_burst(
         assert outage.returncode == 0
         assert sum(summaries(redis_client, keys).values()) < 20
 
-        rabbit, _ = _private_rabbitmq(tmp_path, port)
+        rabbit = _private_rabbitmq(tmp_path, port)  # the same data folder: the durable queues are back
         wait_for(lambda: sum(summaries(redis_client, keys).values()) >= 20, timeout_s=180,
                  what="all 20 summaries after the broker returned")
     finally:
         for proc in (daemon, worker):
             if proc is not None:
                 proc.stop()
-        rabbit.send_signal(signal.SIGTERM)
-        rabbit.wait(timeout=60)
+        rabbit.stop()
     done = summaries(redis_client, keys)
     assert len(done) == 20 and set(done.values()) == {1}
     assert count_events(redis_client, keys, "failed") == 0

@@ -64,7 +64,7 @@ def test_dropped_files_become_exactly_one_summary_each(
         (inbox / "cam1").mkdir()
         shutil.copy(lobby, inbox / "cam1" / "lobby.mp4")
         (inbox / "cam2").mkdir()
-        _write_slowly(slow.read_bytes(), inbox / "cam2" / "slow.ts", chunks=10, pause_s=0.3)
+        _write_slowly(slow.read_bytes(), inbox / "cam2" / "slow.ts", chunks=10, pause_s=1.0)  # over 10 s
 
         wait_for(lambda: len(_summaries(redis_client, keys)) >= 2, timeout_s=90, what="two summaries")
         summaries = {s["camera"]: s for s in _summaries(redis_client, keys)}

@@ -125,3 +125,57 @@ def test_moved_in_tree_is_found(site: dict, redis_client: redis.Redis, tiny_ts: 
         subprocess.run(["mv", str(tmp_path / "usb" / "cam7"), str(site["inbox"])], check=True, timeout=10)
         wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 3, timeout_s=30,
                  what="the three files of the moved-in tree")
+
+
+def test_redis_down_for_a_while_loses_nothing(site: dict, tiny_ts: Path, tmp_path: Path) -> None:
+    """A private redis-server this test may stop; the daemon waits, then every file is queued once."""
+    import shutil as _shutil
+    import signal
+
+    from tests.conftest import free_port
+
+    binary = _shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    folder = tmp_path / "redis"
+    folder.mkdir()
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=port, socket_connect_timeout=0.5)
+        wait_for(lambda: _pings(client), timeout_s=20, what="the private redis-server")
+        client.close()
+        return proc
+
+    server = start_redis()
+    config = load_config(site["config"], environ={"VIDWATCH_REDIS__URL": f"redis://127.0.0.1:{port}/0"})
+    client = redis.Redis(port=port, decode_responses=True)
+    keys = Keys(site["prefix"])
+    try:
+        with running(config) as daemon:
+            wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+            publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam1", 5))
+            wait_for(lambda: not daemon.status()["redis_ok"], timeout_s=30, what="the daemon to notice")
+            assert daemon.status()["loop_age_s"] < 5  # still ticking, not stuck
+            server = start_redis()  # empty: nothing was kept on disk
+            wait_for(lambda: [f["type"] for _, f in client.xrange(keys.events)].count("queued") == 5,
+                     timeout_s=90, what="all five files once Redis is back")
+            wait_for(daemon.idle, timeout_s=30, what="the daemon to settle")
+        assert [f["type"] for _, f in client.xrange(keys.events)].count("detected") == 5
+    finally:
+        client.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

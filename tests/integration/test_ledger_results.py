@@ -57,8 +57,15 @@ def test_segment_and_summary_writes_are_idempotent(redis_client: redis.Redis, re
         FrameResult(1, 0.2, [Detection("person", 0.9, (1, 2, 3, 4), 7)]),
         FrameResult(2, 0.4, [Detection("person", 0.8, (2, 2, 4, 4), 7)]),
     ]
-    assert writer.write_segment("v1", 0, "cam1", 1000.0, frames) is True
-    assert writer.write_segment("v1", 0, "cam1", 1000.0, frames) is False  # redelivered
+    first = writer.write_segment("v1", 0, "cam1", 1000.0, frames, partial={"frames": 3}, segments=2)
+    assert (first.written, first.complete, first.fire) == (True, False, False)
+    again = writer.write_segment("v1", 0, "cam1", 1000.0, frames, partial={"frames": 3}, segments=2)
+    assert (again.written, again.complete, again.fire) == (False, False, False)  # redelivered
+    last = writer.write_segment("v1", 1, "cam1", 1000.0, [], partial={"frames": 0}, segments=2)
+    assert (last.written, last.complete, last.fire) == (True, True, True)  # the finisher
+    late = writer.write_segment("v1", 1, "cam1", 1000.0, [], partial={"frames": 0}, segments=2)
+    assert (late.written, late.complete, late.fire) == (False, True, False)  # a redelivered finisher
+    assert writer.partials("v1") == {0: {"frames": 3}, 1: {"frames": 0}}
     entries = redis_client.xrange(keys.detections("cam1"))
     assert len(entries) == 2
     first = entries[0][1]

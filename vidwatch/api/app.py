@@ -1,38 +1,54 @@
-"""The daemon's HTTP API: health and readiness (more endpoints build on this app)."""
+"""The daemon's HTTP API: health, readiness, metrics, jobs, videos and the status page."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from fastapi import FastAPI
+import redis
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from vidwatch import __version__
+from vidwatch.api import jobs, metrics, page, videos
+from vidwatch.api.deps import DaemonView
+from vidwatch.api.errors import ApiError, api_error_handler
+from vidwatch.api.metrics import Metrics
+from vidwatch.ops.queues import QueueProbe
+
+logger = logging.getLogger(__name__)
 
 LOOP_STALE_S = 10.0
-
-
-class DaemonView(Protocol):
-    """What the API needs of the daemon."""
-
-    def status(self) -> dict[str, Any]: ...
-
 
 Check = Callable[[], tuple[bool, Any]]
 
 
-def create_app(daemon: DaemonView, checks: dict[str, Check]) -> FastAPI:
+async def _redis_down(_request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("api: Redis unreachable: %s", exc)
+    return JSONResponse({"error": f"Redis unreachable: {type(exc).__name__}"}, status_code=503)
+
+
+def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry: Metrics | None = None) -> FastAPI:
     """``checks``: name → callable returning (ok, detail), run by /readyz."""
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs with Swagger UI's files from the package, not a CDN
+        redoc_url=None,
         title="vidwatch",
         version=__version__,
         description="Watches folders for recorded video, analyses it, and indexes the results in Redis.",
     )
+    app.state.daemon = daemon
+    app.state.queues = QueueProbe(daemon.config.broker.url.get_secret_value())
+    app.state.metrics = metrics_registry or Metrics(daemon.client, daemon.keys, daemon.status, app.state.queues)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(redis.ConnectionError, _redis_down)
+    app.add_exception_handler(redis.TimeoutError, _redis_down)
 
-    @app.get("/healthz", summary="The daemon process is alive: main loop ticking, observers running")
+    @app.get("/healthz", tags=["operations"],
+             summary="The daemon process is alive: main loop ticking, observers running")
     def healthz() -> JSONResponse:
         status = daemon.status()
         reasons = []
@@ -44,7 +60,8 @@ def create_app(daemon: DaemonView, checks: dict[str, Check]) -> FastAPI:
         body = {"status": "ok" if not reasons else "fail", "reasons": reasons, "pid": os.getpid()}
         return JSONResponse(body, status_code=200 if not reasons else 503)
 
-    @app.get("/readyz", summary="Broker, Redis, roots and workers: per-check JSON")
+    @app.get("/readyz", tags=["operations"],
+             summary="Broker, Redis, roots, workers per queue, spool space: per-check JSON")
     def readyz() -> JSONResponse:
         results: dict[str, Any] = {}
         ready = True
@@ -59,4 +76,6 @@ def create_app(daemon: DaemonView, checks: dict[str, Check]) -> FastAPI:
         body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": daemon.status()}
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    for module in (metrics, jobs, videos, page):
+        app.include_router(module.router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -12,13 +12,17 @@ from typing import Any
 import uvicorn
 from kombu import Connection
 
-from vidwatch.api.app import Check, DaemonView, create_app
+from vidwatch.api.app import Check, create_app
+from vidwatch.api.deps import DaemonView
 from vidwatch.config import Config
+from vidwatch.ops.snapshot import live_workers, workers_by_queue
 from vidwatch.results.keys import Keys
+from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
 
 BROKER_CHECK_TTL_S = 5.0
+SPOOL_MIN_FREE_BYTES = 512 * 1024**2
 
 
 class BrokerCheck:
@@ -51,34 +55,56 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
         return True, "ping ok"
 
     def roots_check() -> tuple[bool, Any]:
+        """From the daemon's own supervision: no file system call here, which a hung NAS would block."""
+        status = daemon.status()
+        errors, observers = status["root_errors"], status["observers"]
         detail = {}
-        ok = True
-        for root in config.watch.roots:
-            error = daemon.root_errors.get(Path(root))
-            if error is None and not (os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK)):
-                error = "missing or unreadable"
-            detail[str(root)] = error or "ok"
-            ok = ok and error is None
-        return ok, detail
+        for root in map(str, config.watch.roots):
+            if root in errors:
+                detail[root] = errors[root]
+            elif root not in observers:
+                detail[root] = "not watched yet"
+            else:
+                detail[root] = "ok" if observers[root] else "observer dead"
+        return all(why == "ok" for why in detail.values()), detail
 
     def workers_check() -> tuple[bool, Any]:
-        names = sorted(daemon.client.scan_iter(match=keys.worker_pattern(), count=100))
-        workers = [name[len(keys.worker("")) :] for name in names]
-        return bool(workers), workers or "no worker seen"
+        """Ready when the queue this daemon publishes to has a live worker (and so does summary's, if any)."""
+        by_queue = workers_by_queue(live_workers(daemon.client, keys), QUEUES)
+        target = getattr(daemon, "queue", "cpu")
+        return bool(by_queue.get(target)), {"publishing_to": target, "per_queue": by_queue}
+
+    def spool_check() -> tuple[bool, Any]:
+        return spool_space(config.paths.spool)
 
     return {
         "redis": redis_check,
         "broker": BrokerCheck(config.broker.url.get_secret_value()),
         "roots": roots_check,
         "workers": workers_check,
+        "spool": spool_check,
     }
+
+
+def spool_space(spool: Path) -> tuple[bool, dict[str, Any]]:
+    """Free space where normalized copies go; not ready below :data:`SPOOL_MIN_FREE_BYTES`."""
+    folder = next(p for p in (spool, *spool.parents) if p.exists())
+    usage = shutil.disk_usage(folder)
+    detail = {
+        "path": str(spool),
+        "free_bytes": usage.free,
+        "total_bytes": usage.total,
+        "free_percent": round(100 * usage.free / usage.total, 1) if usage.total else 0.0,
+        "min_free_bytes": SPOOL_MIN_FREE_BYTES,
+    }
+    return usage.free >= SPOOL_MIN_FREE_BYTES, detail
 
 
 class ApiServer:
     """uvicorn in a thread; ``port`` is known once started (``listen`` may ask for port 0)."""
 
     def __init__(self, config: Config, daemon: DaemonView, checks: dict[str, Check]) -> None:
-        app = create_app(daemon, checks)
+        self.app = app = create_app(daemon, checks)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app, host=config.api.host, port=config.api.port, log_level="warning", lifespan="off",

@@ -114,6 +114,7 @@ class Ingestor:
         if state not in ("seen", "normalizing"):
             return None
         spooled = self.config.paths.spool / f"{video_id}.mp4"
+        started = time.monotonic()
         try:
             facts = self._probe_source(video_id, record, spooled)
         except SourceError as exc:
@@ -129,7 +130,6 @@ class Ingestor:
             detail: dict[str, Any] = {"method": "spooled before", **facts.as_record()}
             fields: dict[str, Any] = {"spool_path": str(spooled)}
         else:
-            started = time.monotonic()
             try:
                 result = self.normalizer.normalize(video_id, path, facts, spooled)
             except NormalizeError as exc:

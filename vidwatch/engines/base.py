@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
 from vidwatch.config import EngineConfig
+from vidwatch.engines import gpu
 from vidwatch.errors import EngineError, EngineUnavailable
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Detection:
     score: float
     box: tuple[float, float, float, float]
     track: int | None = None
+    world: tuple[float, float] | None = None  # ground-plane position, where a homography is configured
 
     def __post_init__(self) -> None:
         x1, y1, x2, y2 = self.box
@@ -36,18 +38,21 @@ class Detection:
 
     def scaled(self, sx: float, sy: float) -> Detection:
         x1, y1, x2, y2 = self.box
-        return Detection(self.label, self.score, (x1 * sx, y1 * sy, x2 * sx, y2 * sy), self.track)
+        return replace(self, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy))
 
     def with_track(self, track: int) -> Detection:
-        return Detection(self.label, self.score, self.box, track)
+        return replace(self, track=track)
 
     def as_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "label": self.label,
             "score": round(self.score, 4),
             "box": [round(v, 1) for v in self.box],
             "track": self.track,
         }
+        if self.world is not None:
+            data["world"] = [round(v, 3) for v in self.world]
+        return data
 
 
 class Engine(Protocol):
@@ -87,12 +92,21 @@ def registered() -> list[str]:
 
 
 def choose_kind(config: EngineConfig) -> tuple[str, str]:
-    """The engine ``kind = "auto"`` resolves to, and why."""
+    """The engine ``kind = "auto"`` resolves to, and why.
+
+    tensorrt where a model is configured and a GPU, TensorRT and pycuda are present; else
+    onnx where a model is configured; else opencv.
+    """
     if config.kind != "auto":
         return config.kind, "configured"
-    if config.model is not None and "onnx" in _REGISTRY:
-        return "onnx", f"a model is configured ({config.model})"
-    return "opencv", "no model configured: classical motion and people detection"
+    if config.model is None:
+        return "opencv", "no model configured: classical motion and people detection"
+    missing = gpu.tensorrt_missing()
+    if missing is None and "tensorrt" in _REGISTRY:
+        return "tensorrt", f"a model is configured ({config.model}) and a GPU with TensorRT is present"
+    if "onnx" in _REGISTRY:
+        return "onnx", f"a model is configured ({config.model}); not tensorrt: {missing or 'not registered'}"
+    return "opencv", "a model is configured but no model engine is registered"
 
 
 def create_engine(config: EngineConfig, fps: float) -> Engine:
@@ -103,3 +117,21 @@ def create_engine(config: EngineConfig, fps: float) -> Engine:
         raise EngineUnavailable(f"engine {kind!r} is not available in this build (have: {', '.join(registered())})")
     logger.info("engine: %s (%s)", kind, why)
     return factory(config, fps)
+
+
+def load_engine(config: EngineConfig, fps: float) -> Engine:
+    """Build and load the configured engine, in the process that will use it (after any fork).
+
+    Where ``auto`` chose tensorrt and it cannot load (CUDA does not start, the ONNX parser
+    refuses the model), the onnx engine runs the same model instead, with a warning.
+    """
+    engine = create_engine(config, fps)
+    try:
+        engine.load()
+    except EngineError as exc:
+        if config.kind != "auto" or engine.kind != "tensorrt" or "onnx" not in _REGISTRY:
+            raise
+        logger.warning("engine: tensorrt could not load (%s): falling back to onnx", exc)
+        engine = _REGISTRY["onnx"](config, fps)
+        engine.load()
+    return engine

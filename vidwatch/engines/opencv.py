@@ -10,21 +10,15 @@ import numpy as np
 
 from vidwatch.config import EngineConfig
 from vidwatch.engines.base import Detection, register
+from vidwatch.engines.motion import MotionDetector
 
 logger = logging.getLogger(__name__)
 
-MOTION_HISTORY_S = 30.0  # how long a scene change takes to become background
-FRAME_DELTA_THRESHOLD = 12  # grey levels: a blob counts as moving only where the last frame differs
-MIN_MOVING_FRACTION = 0.02  # of a blob's pixels that must have changed since the previous frame
 HOG_MIN_HEIGHT = 128  # the default people detector's window is 64x128
 
 
 class OpenCVEngine:
-    """MOG2 background subtraction gated by frame differencing, and the HOG people detector.
-
-    A blob is motion only while it is moving: MOG2 alone keeps reporting an object that
-    stopped until it fades into the background, which would stretch activity segments.
-    """
+    """Motion (MOG2 gated by frame differencing, see :mod:`vidwatch.engines.motion`) and HOG people."""
 
     kind = "opencv"
 
@@ -34,9 +28,7 @@ class OpenCVEngine:
         self.person_min_score = config.person_min_score
         self.fps = fps
         self._hog: cv2.HOGDescriptor | None = None
-        self._mog: cv2.BackgroundSubtractorMOG2 | None = None
-        self._previous: np.ndarray | None = None
-        self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._motion = MotionDetector.from_config(config, fps)
 
     def load(self) -> None:
         if "person" in self.detectors:
@@ -45,46 +37,21 @@ class OpenCVEngine:
         self.reset()
 
     def reset(self) -> None:
-        history = max(10, int(MOTION_HISTORY_S * self.fps))
-        self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=16, detectShadows=True)
-        self._previous = None
+        self._motion.reset()
 
     def close(self) -> None:
         self._hog = None
-        self._mog = None
 
     def infer(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         results = []
         for frame in frames:
             found: list[Detection] = []
             if "motion" in self.detectors:
-                found.extend(self._motion(frame))
+                found.extend(self._motion.detect(frame))
             if "person" in self.detectors:
                 found.extend(self._people(frame))
             results.append(found)
         return results
-
-    def _motion(self, frame: np.ndarray) -> list[Detection]:
-        if self._mog is None:
-            self.reset()
-        mask = self._mog.apply(frame)  # type: ignore[union-attr]
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        previous, self._previous = self._previous, grey
-        if previous is None:
-            return []  # the first frame only seeds the background model
-        foreground = cv2.morphologyEx((mask == 255).astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
-        changed = cv2.absdiff(grey, previous) > FRAME_DELTA_THRESHOLD
-        count, _, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
-        found = []
-        for x, y, w, h, area in stats[1:count]:
-            if area < self.min_area:
-                continue
-            moving = changed[y : y + h, x : x + w].mean()
-            if moving < MIN_MOVING_FRACTION:
-                continue
-            score = float(min(1.0, moving * 4))
-            found.append(Detection("motion", score, (float(x), float(y), float(x + w), float(y + h))))
-        return found
 
     def _people(self, frame: np.ndarray) -> list[Detection]:
         if self._hog is None or frame.shape[0] < HOG_MIN_HEIGHT:

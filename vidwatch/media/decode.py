@@ -71,6 +71,8 @@ class FrameReader:
         self._stderr: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
+        # frames are numbered on the video's analysis grid (frame n at n / fps), also in a segment
+        self.first_index = round(start_s * fps)
 
     def _args(self) -> list[str]:
         width, height = self.size
@@ -80,7 +82,7 @@ class FrameReader:
         if self.duration_s is not None:
             input_opts["t"] = f"{self.duration_s:.3f}"
         stream = ffmpeg.input(f"file:{self.path}", **input_opts)["v:0"]
-        stream = stream.filter("fps", fps=f"{self.fps:.6g}").filter("scale", width, height)
+        stream = stream.filter("fps", fps=f"{self.fps:.6g}").filter("scale", width, height, flags="area")
         out = ffmpeg.output(stream, "pipe:1", format="rawvideo", pix_fmt="bgr24")
         return ffmpeg.compile(out.global_args("-nostdin", "-hide_banner", "-v", "error"), cmd="ffmpeg")
 
@@ -109,7 +111,7 @@ class FrameReader:
                 if item is _END:
                     break
                 image = np.frombuffer(item, np.uint8).reshape(height, width, 3)  # type: ignore[arg-type]
-                yield Frame(index, self.start_s + index / self.fps, image)
+                yield Frame(self.first_index + index, (self.first_index + index) / self.fps, image)
                 index += 1
         finally:
             if proc.poll() is None:

@@ -76,6 +76,18 @@ class Keys:
         """string: the segment's detections are written (the idempotency marker)."""
         return self._k("segment", video_id, str(segment))
 
+    def join(self, video_id: str) -> str:
+        """hash: segment number -> that segment's partial summary (JSON); the summary joins them."""
+        return self._k("join", video_id)
+
+    def join_fired(self, video_id: str) -> str:
+        """string: set by the one segment finisher that enqueues the summary."""
+        return self._k("join", video_id, "fired")
+
+    def deliveries(self, task_id: str) -> str:
+        """counter: how often a task message was delivered (poison-message detection)."""
+        return self._k("deliveries", task_id)
+
     def stream(self, name: str) -> str:
         """A stream by its short name: ``events``, ``summaries`` or ``detections:<camera>``."""
         return self._k(name)

@@ -111,7 +111,7 @@ class Records:
 
     def mark_published(self, video_id: str) -> None:
         """The broker confirmed the video's task message."""
-        self.client.hset(self.keys.video(video_id), "published", "1")
+        self.client.hset(self.keys.video(video_id), mapping={"published": "1", "published_at": f"{time.time():.3f}"})
 
     def inflight(self) -> set[str]:
         return self.client.smembers(self.keys.inflight)  # type: ignore[return-value]

@@ -77,6 +77,11 @@ class SummaryBuilder:
             stats = self.labels[label]
             stats.max_simultaneous = max(stats.max_simultaneous, count)
 
+    @property
+    def active_pts(self) -> list[float]:
+        """Times of the frames with any detection."""
+        return list(self._active_pts)
+
     def activity(self) -> list[tuple[float, float]]:
         return merge_activity(
             self._active_pts, self.frame_s, min_gap_s=self.min_gap_s, min_activity_s=self.min_activity_s

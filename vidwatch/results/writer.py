@@ -20,17 +20,31 @@ from vidwatch.results.keys import Keys
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 
+# KEYS: segment marker, detections stream, join hash, join-fired marker
+# ARGV: maxlen, ttl, n entries, fields per entry, segment, partial JSON, n segments, entries...
+# Returns {written, complete, fire}: fire is 1 for exactly one caller, the first to see every segment in.
 _SEGMENT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local n = tonumber(ARGV[3])
-local per = tonumber(ARGV[4])
-for e = 0, n - 1 do
-  local entry = {}
-  for i = 5 + e * per, 4 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+local written = 0
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local n = tonumber(ARGV[3])
+  local per = tonumber(ARGV[4])
+  for e = 0, n - 1 do
+    local entry = {}
+    for i = 8 + e * per, 7 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+  end
+  redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  written = 1
 end
-redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-return 1
+local complete = 0
+local fire = 0
+if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[7]) then
+  complete = 1
+  if redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
+end
+return {written, complete, fire}
 """
 
 # KEYS: video, summaries, index time, index camera, inflight, events, label index keys...
@@ -62,6 +76,13 @@ return id
 
 
 @dataclass(frozen=True)
+class SegmentWrite:
+    written: bool  # False: this segment was written before (a redelivery)
+    complete: bool  # every segment of the video is in
+    fire: bool  # this caller is the one that found it complete first
+
+
+@dataclass(frozen=True)
 class FrameResult:
     frame: int
     pts_s: float
@@ -90,11 +111,26 @@ class ResultWriter:
         self._summary = client.register_script(_SUMMARY)
 
     def write_segment(
-        self, video_id: str, segment: int, camera: str, start_ts: float, frames: Sequence[FrameResult]
-    ) -> bool:
-        """Append one entry per frame with detections; False when this segment was written before."""
+        self,
+        video_id: str,
+        segment: int,
+        camera: str,
+        start_ts: float,
+        frames: Sequence[FrameResult],
+        *,
+        partial: dict[str, Any] | None = None,
+        segments: int = 1,
+    ) -> SegmentWrite:
+        """Append one entry per frame with detections and record the segment's partial, atomically.
+
+        A segment written before (a redelivery) writes nothing again. ``fire`` is true for
+        exactly one caller: the first to find every one of the ``segments`` in.
+        """
         per_entry = 12
-        args: list[Any] = [self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry]
+        args: list[Any] = [
+            self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, segment,
+            json.dumps(partial or {}), segments,
+        ]
         count = 0
         for item in frames:
             if not item.detections:
@@ -111,8 +147,19 @@ class ResultWriter:
                 )
             )
         args[2] = count
-        keys = [self.keys.segment_done(video_id, segment), self.keys.detections(camera)]
-        return self._segment(keys=keys, args=args) == 1
+        keys = [
+            self.keys.segment_done(video_id, segment),
+            self.keys.detections(camera),
+            self.keys.join(video_id),
+            self.keys.join_fired(video_id),
+        ]
+        written, complete, fire = self._segment(keys=keys, args=args)
+        return SegmentWrite(bool(written), bool(complete), bool(fire))
+
+    def partials(self, video_id: str) -> dict[int, dict[str, Any]]:
+        """Every segment's partial recorded so far, by segment number."""
+        raw = self.client.hgetall(self.keys.join(video_id))
+        return {int(k): json.loads(v) for k, v in raw.items()}
 
     def write_summary(
         self,

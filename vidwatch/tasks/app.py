@@ -9,11 +9,34 @@ from vidwatch.config import Config
 
 QUEUES = ("gpu", "cpu", "summary")
 ANALYZE_TASK = {"gpu": "vidwatch.gpu.analyze_video", "cpu": "vidwatch.cpu.analyze_video"}
+SEGMENT_TASK = {"gpu": "vidwatch.gpu.analyze_segment", "cpu": "vidwatch.cpu.analyze_segment"}
+SUMMARY_TASK = "vidwatch.summary.summarize"
+DEAD_EXCHANGE = "vidwatch.dead"
+DEAD_QUEUE = "dead"
 
-# RabbitMQ cancels a consumer whose delivery stays unacknowledged past consumer_timeout
-# (30 min by default); a task must end, or be killed, well before that.
-TASK_TIME_LIMIT_S = 25 * 60
-TASK_SOFT_TIME_LIMIT_S = 24 * 60
+
+def dead_letter_queue() -> Queue:
+    """Where poison messages end (rejected without requeue), for a person to look at."""
+    return Queue(DEAD_QUEUE, Exchange(DEAD_EXCHANGE, type="fanout", durable=True), routing_key="#", durable=True)
+
+
+def queue_arguments(config: Config) -> dict[str, object]:
+    """Dead-lettering always; quorum queues on request (they also keep a broker-side delivery count)."""
+    arguments: dict[str, object] = {"x-dead-letter-exchange": DEAD_EXCHANGE}
+    if config.broker.quorum_queues:
+        arguments["x-queue-type"] = "quorum"
+        arguments["x-delivery-limit"] = config.worker.max_deliveries + 1
+    return arguments
+
+
+def time_limits(config: Config, media_s: float) -> tuple[float, float]:
+    """(soft, hard) limits for analysing ``media_s`` seconds of video, under the configured cap.
+
+    RabbitMQ cancels a consumer whose delivery stays unacknowledged past consumer_timeout
+    (30 min by default): a task must end, or be killed, well before that.
+    """
+    hard = min(config.worker.task_time_limit_seconds, 120.0 + 4.0 * media_s)
+    return hard - min(30.0, hard / 10), hard
 
 
 def make_app(config: Config) -> Celery:
@@ -21,7 +44,10 @@ def make_app(config: Config) -> Celery:
     app = Celery("vidwatch", broker=config.broker.url.get_secret_value(), set_as_current=False)
     exchange = Exchange("vidwatch", type="direct", durable=True)
     app.conf.update(
-        task_queues=[Queue(name, exchange, routing_key=name, durable=True) for name in QUEUES],
+        task_queues=[
+            Queue(name, exchange, routing_key=name, durable=True, queue_arguments=queue_arguments(config))
+            for name in QUEUES
+        ],
         task_default_queue="cpu",
         task_default_exchange="vidwatch",
         task_default_routing_key="cpu",
@@ -32,8 +58,8 @@ def make_app(config: Config) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
-        task_time_limit=TASK_TIME_LIMIT_S,
-        task_soft_time_limit=TASK_SOFT_TIME_LIMIT_S,
+        task_time_limit=config.worker.task_time_limit_seconds,
+        task_soft_time_limit=config.worker.task_time_limit_seconds - 30,
         task_publish_retry=False,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,

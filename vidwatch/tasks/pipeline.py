@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from vidwatch.analyzers import Context as AnalyzerContext
+from vidwatch.analyzers import build as build_analyzers
+from vidwatch.analyzers import summaries as analyzer_summaries
 from vidwatch.config import Config
 from vidwatch.engines.base import Detection, Engine
+from vidwatch.engines.motion import MotionDetector
 from vidwatch.media.decode import Frame, FrameReader, decode_size
 from vidwatch.media.probe import Probe
 from vidwatch.results.summary import SummaryBuilder
@@ -21,7 +26,12 @@ from vidwatch.tasks.track import Tracker
 logger = logging.getLogger(__name__)
 
 TRACK_MAX_AGE_S = 1.0
+PROGRESS_EVERY_S = 5.0  # at most one progress report per segment this often
+PREROLL_S = 6.0  # a segment decodes this much before its start, so background models have learnt the scene
 DECODE_TIMEOUT_PER_MEDIA_S = 4.0
+MOTION_GATE_SIDE = 320  # the motion gate looks at frames shrunk to this long side: a yes/no needs no detail
+STATIC_FLUSH_FRAMES = 256  # motion gate: static frames waiting for a full engine batch before they are flushed
+_NO_IMAGE = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
 @dataclass
@@ -32,31 +42,68 @@ class Analysis:
     wall_s: float
     best_frame: np.ndarray | None = None
     best_detections: list[Detection] = field(default_factory=list)
+    analyzers: dict[str, object] = field(default_factory=dict)  # each configured analyzer's summary
+    # each track's first and last sighting: (label, box, pts) — what joins tracks across segments
+    track_first: dict[int, tuple[str, tuple[float, float, float, float], float]] = field(default_factory=dict)
+    track_last: dict[int, tuple[str, tuple[float, float, float, float], float]] = field(default_factory=dict)
 
 
-def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysis:
-    """Run the engine over every analysed frame of ``path``; boxes come back in source pixels."""
+def analyze(
+    path: Path,
+    facts: Probe,
+    config: Config,
+    engine: Engine,
+    *,
+    camera: str = "default",
+    start_s: float = 0.0,
+    duration_s: float | None = None,
+    track_base: int = 0,
+    on_progress: Callable[[float], None] | None = None,
+) -> Analysis:
+    """Run the engine over every analysed frame of ``path`` (or of ``[start_s, start_s + duration_s)``).
+
+    Boxes come back in source pixels; frame numbers and pts are the video's, not the
+    segment's; track ids start above ``track_base`` so segments never share one.
+    """
     fps = config.analysis.fps
     size = decode_size(facts.width, facts.height, config.analysis.size)
     sx, sy = facts.width / size[0], facts.height / size[1]
     started = time.monotonic()
+    length_s = facts.duration_s - start_s if duration_s is None else duration_s
+    first_index = round(start_s * fps)
+    preroll_s = min(start_s, PREROLL_S)
     reader = FrameReader(
-        path, fps=fps, size=size, timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * facts.duration_s
+        path, fps=fps, size=size, start_s=start_s - preroll_s,
+        duration_s=None if duration_s is None else duration_s + preroll_s,
+        timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * (length_s + preroll_s),
     )
     engine.reset()
-    tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)))
+    tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)), first_id=track_base + 1)
     builder = SummaryBuilder(
         fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
     )
-    result = Analysis([], builder, facts.duration_s, 0.0)
+    result = Analysis([], builder, length_s, 0.0)
     best_area = 0.0
 
-    def flush(batch: list[Frame]) -> None:
+    analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
+    gate = None
+    if config.analysis.motion_gate:
+        gate = MotionDetector.from_config(config.engine, fps, max_side=MOTION_GATE_SIDE)
+        gate.reset()
+
+    def flush(batch: list[Frame], static: set[int]) -> None:
         nonlocal best_area
-        outputs = engine.infer([f.image for f in batch])
+        found_iter = iter(engine.infer([f.image for i, f in enumerate(batch) if i not in static]))
+        outputs = [[] if i in static else next(found_iter) for i in range(len(batch))]
         for frame, found in zip(batch, outputs, strict=True):
             tracked = tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
+            for analyzer in analyzers:
+                tracked = analyzer.annotate(tracked)
             builder.add(frame.pts_s, tracked)
+            for det in tracked:
+                if det.track is not None:
+                    result.track_first.setdefault(det.track, (det.label, det.box, frame.pts_s))
+                    result.track_last[det.track] = (det.label, det.box, frame.pts_s)
             if tracked:
                 result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
                 area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
@@ -64,13 +111,39 @@ def analyze(path: Path, facts: Probe, config: Config, engine: Engine) -> Analysi
                     best_area, result.best_frame, result.best_detections = area, frame.image, tracked
 
     batch: list[Frame] = []
+    static: set[int] = set()  # positions in batch the motion gate keeps from the engine
+    preroll: list[np.ndarray] = []
+    expected_frames = max(1.0, length_s * fps)
+    next_progress = time.monotonic() + PROGRESS_EVERY_S
     for frame in reader:
+        if frame.index < first_index:
+            # Pre-roll: background models learn the scene before the segment starts, as they
+            # would have in one pass; nothing is recorded for these frames.
+            if gate is not None:
+                gate.detect(frame.image)
+            preroll.append(frame.image)
+            if len(preroll) >= config.engine.batch:
+                engine.infer(preroll)
+                preroll = []
+            continue
+        if preroll:
+            engine.infer(preroll)
+            preroll = []
+        if on_progress is not None and time.monotonic() >= next_progress:
+            on_progress(min(1.0, (frame.index - first_index) / expected_frames))
+            next_progress = time.monotonic() + PROGRESS_EVERY_S
+        for analyzer in analyzers:
+            analyzer.observe(frame.image, frame.pts_s)
+        if gate is not None and not gate.detect(frame.image):
+            static.add(len(batch))
+            frame = Frame(frame.index, frame.pts_s, _NO_IMAGE)  # noqa: PLW2901 - a static frame's pixels are not kept
         batch.append(frame)
-        if len(batch) >= config.engine.batch:
-            flush(batch)
-            batch = []
+        if len(batch) - len(static) >= config.engine.batch or len(static) >= STATIC_FLUSH_FRAMES:
+            flush(batch, static)
+            batch, static = [], set()
     if batch:
-        flush(batch)
+        flush(batch, static)
+    result.analyzers = analyzer_summaries(analyzers)
     result.wall_s = time.monotonic() - started
     return result
 

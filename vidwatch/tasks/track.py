@@ -31,7 +31,7 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
     return inter / union if union > 0 else 0.0
 
 
-def _affinity(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def affinity(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     overlap = iou(a, b)
     if overlap >= MIN_IOU:
         return 1.0 + overlap
@@ -59,7 +59,7 @@ class Tracker:
         for di, det in enumerate(detections):
             for ti, track in enumerate(self._live):
                 if track.label == det.label:
-                    score = _affinity(track.box, det.box)
+                    score = affinity(track.box, det.box)
                     if score > 0:
                         pairs.append((score, di, ti))
         pairs.sort(reverse=True)

@@ -1,7 +1,21 @@
-"""The Celery task that analyses one video, and the per-process state it needs."""
+"""The analysis tasks and the per-process state they need.
+
+- ``vidwatch.<queue>.analyze_video(video_id)``: what the daemon publishes. Plans the
+  segments (kept in the video's record, so a redelivery plans the same), analyses a
+  short video in place, or fans a long one out as segment tasks.
+- ``vidwatch.<queue>.analyze_segment(video_id, k)``: one segment; its detections and
+  partial summary are written in one atomic script, once. The finisher that finds every
+  segment in enqueues the summary (exactly one in a normal run; a redelivered finisher
+  enqueues it again, which the idempotent summary absorbs).
+- ``vidwatch.summary.summarize(video_id)``: joins the partials into the video's summary.
+
+Every task counts its deliveries: past ``[worker] max_deliveries`` the video fails and
+the message is rejected to the dead-letter queue instead of looping.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -11,43 +25,62 @@ from typing import Any
 
 import redis
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from vidwatch.config import Config
-from vidwatch.engines import Engine, choose_kind, create_engine
+from vidwatch.engines import Engine, choose_kind, load_engine
 from vidwatch.errors import EngineError, SourceError
-from vidwatch.media.probe import probe
+from vidwatch.media.probe import Probe, probe
 from vidwatch.results.connection import connect
+from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import TERMINAL, Records
 from vidwatch.results.writer import ResultWriter
-from vidwatch.tasks.app import ANALYZE_TASK
+from vidwatch.tasks import join
+from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, time_limits
 from vidwatch.tasks.pipeline import analyze, save_thumbnail
+from vidwatch.tasks.segments import keyframe_times, plan
 
 logger = logging.getLogger(__name__)
 
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_RETRIES = 5
+DELIVERY_COUNT_TTL_S = 7 * 24 * 3600
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def task_id(video_id: str, unit: str) -> str:
+    """Deterministic per video version and unit of work (``analyze``, ``seg3``, ``summary``)."""
+    return f"{video_id}.{unit}"
+
+
+class Poison(Exception):
+    """A message delivered more often than ``max_deliveries``."""
 
 
 class WorkerContext:
     """Redis clients and the engine, created lazily in each pool process (after the fork)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, app: Celery) -> None:
         self.config = config
+        self.app = app
         self.keys = Keys(config.redis.prefix)
         self._pid: int | None = None
         self._engine: Engine | None = None
+        self.client: redis.Redis
         self.records: Records
         self.writer: ResultWriter
 
     def ensure(self) -> None:
         if self._pid == os.getpid():
             return
-        client = connect(self.config.redis)
-        self.records = Records(client, self.keys, events_maxlen=self.config.redis.events_maxlen)
+        self.client = connect(self.config.redis)
+        self.records = Records(self.client, self.keys, events_maxlen=self.config.redis.events_maxlen)
         self.writer = ResultWriter(
-            client,
+            self.client,
             self.keys,
             events_maxlen=self.config.redis.events_maxlen,
             detections_maxlen=self.config.redis.detections_maxlen,
@@ -59,13 +92,51 @@ class WorkerContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            engine = create_engine(self.config.engine, self.config.analysis.fps)
-            engine.load()
-            self._engine = engine
+            self._engine = load_engine(self.config.engine, self.config.analysis.fps)
         return self._engine
 
-    def analyze_video(self, video_id: str, worker: str) -> str:
-        """Analyse one video unless it already ended; returns its final state."""
+    # ------------------------------------------------------------------ shared
+    def count_delivery(self, video_id: str, unit: str, path: str) -> None:
+        """Raise :class:`Poison` (after failing the video) when this message keeps coming back."""
+        key = self.keys.deliveries(task_id(video_id, unit))
+        pipe = self.client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, DELIVERY_COUNT_TTL_S)
+        deliveries = int(pipe.execute()[0])
+        limit = self.config.worker.max_deliveries
+        if deliveries > limit:
+            reason = f"analyze: {path}: poison message: {unit} delivered {deliveries} times (max_deliveries {limit})"
+            self.records.fail(video_id, reason, path=path)
+            raise Poison(reason)
+
+    def _event(self, kind: str, video_id: str, path: str, detail: Any) -> None:
+        self.client.xadd(self.keys.events, event_fields(kind, video_id, path, detail),
+                         maxlen=self.config.redis.events_maxlen, approximate=True)
+
+    def _guarded(self, video_id: str, path: str, step: Any) -> str:
+        """Run ``step``; a permanent error fails the video (once), a transient one propagates."""
+        try:
+            return step()
+        except (*REDIS_ERRORS, Poison):
+            raise
+        except SoftTimeLimitExceeded:
+            self.records.fail(video_id, f"analyze: {path}: time limit exceeded", path=path)
+        except (SourceError, EngineError) as exc:
+            self.records.fail(video_id, f"analyze: {path}: {exc}", path=path)
+        except Exception as exc:
+            logger.exception("analyze video=%s: unexpected error", video_id)
+            self.records.fail(video_id, f"analyze: {path}: internal error: {exc!r}", path=path)
+        return "failed"
+
+    def _spool_facts(self, record: dict[str, str]) -> tuple[Path, Probe]:
+        spool = Path(record.get("spool_path", ""))
+        if not record.get("spool_path") or not spool.exists():
+            raise SourceError(f"spooled copy {spool} is missing")
+        return spool, probe(spool)
+
+    # ------------------------------------------------------------------ analyze_video
+    def analyze_video(self, video_id: str, worker: str, queue: str) -> str:
+        """Plan the segments; analyse a one-segment video here, fan a longer one out."""
         self.ensure()
         record = self.records.get(video_id)
         if not record:
@@ -75,94 +146,180 @@ class WorkerContext:
         if state in TERMINAL:
             logger.info("analyze video=%s: already %s; duplicate delivery ignored", video_id, state)
             return state
+        self.count_delivery(video_id, "analyze", path)
         self.records.transition(
-            video_id, "processing", {"worker": worker}, event="started", path=path, detail={"worker": worker}
+            video_id, "processing", {"worker": worker}, event="started" if state != "processing" else None,
+            path=path, detail={"worker": worker},
         )
-        try:
-            return self._run(video_id, record, worker)
-        except REDIS_ERRORS:
-            raise
-        except SoftTimeLimitExceeded:
-            self.records.fail(video_id, f"analyze: {path}: time limit exceeded", path=path)
-            return "failed"
-        except (SourceError, EngineError) as exc:
-            self.records.fail(video_id, f"analyze: {path}: {exc}", path=path)
-            return "failed"
-        except Exception as exc:
-            logger.exception("analyze video=%s: unexpected error", video_id)
-            self.records.fail(video_id, f"analyze: {path}: internal error: {exc!r}", path=path)
-            return "failed"
+        return self._guarded(video_id, path, lambda: self._plan_and_run(video_id, worker, queue))
 
-    def _run(self, video_id: str, record: dict[str, str], worker: str) -> str:
+    def _plan_and_run(self, video_id: str, worker: str, queue: str) -> str:
+        record = self.records.get(video_id)
+        spool, facts = self._spool_facts(record)
+        segments = self._segments(video_id, record, spool, facts)
+        if len(segments) == 1:
+            return self._segment(video_id, 0, worker, record, spool, facts, segments)
+        for k, (_, length) in enumerate(segments):
+            soft, hard = time_limits(self.config, length)
+            self.app.send_task(
+                SEGMENT_TASK[queue], args=[video_id, k], task_id=task_id(video_id, f"seg{k}"),
+                soft_time_limit=soft, time_limit=hard,
+            )
+        logger.info("analyze video=%s: %d segments fanned out", video_id, len(segments))
+        return "fanned out"
+
+    def _segments(self, video_id: str, record: dict[str, str], spool: Path, facts: Probe) -> list[list[float]]:
+        """The segment plan, computed once and kept in the record (a redelivery reuses it)."""
+        if record.get("segments"):
+            return json.loads(record["segments"])
+        segment_s = self.config.analysis.segment_seconds
+        keyframes = keyframe_times(spool) if facts.duration_s > segment_s * 1.5 else [0.0]
+        segments = [list(s) for s in plan(facts.duration_s, self.config.analysis.fps, segment_s, keyframes)]
+        self.client.hsetnx(self.keys.video(video_id), "segments", json.dumps(segments))
+        return json.loads(self.client.hget(self.keys.video(video_id), "segments") or "[]")
+
+    # ------------------------------------------------------------------ analyze_segment
+    def analyze_segment(self, video_id: str, segment: int, worker: str) -> str:
+        self.ensure()
+        record = self.records.get(video_id)
+        state, path = record.get("state", ""), record.get("path", "")
+        if not record or state in TERMINAL:
+            return state or "unknown"
+        self.count_delivery(video_id, f"seg{segment}", path)
+
+        def step() -> str:
+            spool, facts = self._spool_facts(record)
+            return self._segment(video_id, segment, worker, record, spool, facts, json.loads(record["segments"]))
+
+        return self._guarded(video_id, path, step)
+
+    def _segment(
+        self, video_id: str, k: int, worker: str, record: dict[str, str], spool: Path, facts: Probe,
+        segments: list[list[float]],
+    ) -> str:
         path, camera = record.get("path", ""), record.get("camera", "default")
-        spool = Path(record.get("spool_path", ""))
-        if not record.get("spool_path") or not spool.exists():
-            raise SourceError(f"spooled copy {spool} is missing")
-        facts = probe(spool)
-        engine = self.engine
-        analysis = analyze(spool, facts, self.config, engine)
+        start_s, length_s = segments[k]
+        last = k == len(segments) - 1
+        started = time.monotonic()
+        def progress(fraction: float) -> None:
+            self._event("progress", video_id, path,
+                        {"segment": k, "segments": len(segments), "percent": round(100 * fraction, 1)})
+
+        analysis = analyze(
+            spool, facts, self.config, self.engine, camera=camera, start_s=start_s,
+            duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
+        )
+        wall_s = time.monotonic() - started
+        thumbs = self.config.paths.state_dir / "thumbnails"
+        name = f"{video_id}.jpg" if len(segments) == 1 else f"{video_id}-{k}.jpg"
+        thumb = save_thumbnail(analysis, facts, thumbs / name)
+        area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in analysis.best_detections)
+        partial = join.partial(
+            analysis, start_s=start_s, end_s=start_s + analysis.duration_s, wall_s=wall_s, worker=worker,
+            thumbnail=str(thumb) if thumb else None, thumbnail_area=area if thumb else 0.0,
+        )
         start_ts = float(record.get("start_ts") or time.time())
-        self.writer.write_segment(video_id, 0, camera, start_ts, analysis.frames)
-        thumb = save_thumbnail(analysis, facts, self.config.paths.state_dir / "thumbnails" / f"{video_id}.jpg")
-        builder = analysis.summary
-        wall = max(analysis.wall_s, 1e-6)
+        result = self.writer.write_segment(
+            video_id, k, camera, start_ts, analysis.frames, partial=partial, segments=len(segments)
+        )
+        if result.written and len(segments) > 1:
+            self._event("segment_done", video_id, path, {"segment": k, "segments": len(segments), "worker": worker})
+        # The finisher that found every segment in enqueues the summary; so does a redelivered
+        # finisher (it may have died before enqueueing): the summary is idempotent.
+        if not (result.complete and (result.fire or not result.written)):
+            return "segment done"
+        if len(segments) == 1:
+            return self.summarize(video_id)
+        self.app.send_task(SUMMARY_TASK, args=[video_id], task_id=task_id(video_id, "summary"))
+        return "segments done"
+
+    # ------------------------------------------------------------------ summarize
+    def summarize(self, video_id: str) -> str:
+        """Merge the segments' partials into the summary (idempotent: a second call writes nothing)."""
+        self.ensure()
+        record = self.records.get(video_id)
+        state, path = record.get("state", ""), record.get("path", "")
+        if not record or state in TERMINAL:
+            return state or "unknown"
+        segments = json.loads(record.get("segments") or "[[0, 0]]")
+        parts = self.writer.partials(video_id)
+        if len(parts) < len(segments):
+            missing = sorted(set(range(len(segments))) - set(parts))
+            self.records.fail(video_id, f"summarize: {path}: segments {missing} never reported", path=path)
+            return "failed"
+        analysis = self.config.analysis
+        merged = join.merge(list(parts.values()), analysis.fps, min_gap_s=analysis.min_gap_seconds,
+                            min_activity_s=analysis.min_activity_seconds)
+        camera = record.get("camera", "default")
+        start_ts = float(record.get("start_ts") or time.time())
+        duration = float(record.get("probe_duration_s") or 0.0) or max(p["end"] for p in parts.values())
+        wall = max(merged.wall_s, 1e-6)
         summary: dict[str, Any] = {
             "video_id": video_id,
             "path": path,
             "camera": camera,
-            "duration": f"{analysis.duration_s:.3f}",
-            "frames_analyzed": str(builder.frames),
-            "labels": builder.labels_json(),
-            "activity": [list(seg) for seg in builder.activity()],
-            "thumbnails": [str(thumb)] if thumb else [],
+            "duration": f"{duration:.3f}",
+            "frames_analyzed": str(merged.frames),
+            "labels": merged.labels,
+            "activity": [list(seg) for seg in merged.activity],
+            "thumbnails": [merged.thumbnail] if merged.thumbnail else [],
             "processing": {
                 "wall_s": round(wall, 3),
-                "fps": round(builder.frames / wall, 2),
-                "engine": getattr(engine, "kind", choose_kind(self.config.engine)[0]),
-                "worker": worker,
+                "fps": round(merged.frames / wall, 2),
+                "engine": getattr(self._engine, "kind", None) or choose_kind(self.config.engine)[0],
+                "worker": merged.workers[0] if len(merged.workers) == 1 else merged.workers,
+                "segments": len(segments),
             },
         }
-        first = {label: stats.first_pts for label, stats in builder.labels.items() if stats.first_pts is not None}
+        if merged.analyzers:
+            summary["analyzers"] = merged.analyzers
+        first = {label: stats["first_pts"] for label, stats in merged.labels.items() if stats["first_pts"] is not None}
         summary_id = self.writer.write_summary(video_id, path, camera, start_ts, summary, first)
         logger.info(
-            "analyze video=%s path=%s done: %d frames in %.2f s, summary %s",
-            video_id, path, builder.frames, wall, summary_id,
+            "analyze video=%s path=%s done: %d frames, %d segment(s), %.2f s of analysis, summary %s",
+            video_id, path, merged.frames, len(segments), wall, summary_id,
         )
         return "done" if summary_id else "failed"
 
-    def fail_after_retries(self, video_id: str, reason: str) -> None:
+    def fail(self, video_id: str, reason: str) -> None:
         self.ensure()
-        record = self.records.get(video_id)
-        self.records.fail(video_id, reason, path=record.get("path", ""))
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+        self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""))
 
 
 def register_tasks(app: Celery, config: Config) -> WorkerContext:
-    """Register the analysis tasks on ``app`` (one per queue, the same code)."""
-    context = WorkerContext(config)
+    """Register the analysis tasks on ``app``."""
+    context = WorkerContext(config, app)
 
-    def run(task: Task, video_id: str) -> str:
+    def guarded(task: Task, video_id: str, run: Any) -> str:
         try:
-            return context.analyze_video(video_id, worker_name())
+            return run()
+        except Poison as exc:
+            logger.error("%s; dead-lettered", exc)
+            raise Reject(str(exc), requeue=False) from exc
         except REDIS_ERRORS as exc:
             if task.request.retries >= MAX_RETRIES:
-                context.fail_after_retries(video_id, f"analyze: Redis unreachable after {MAX_RETRIES} retries")
+                context.fail(video_id, f"analyze: Redis unreachable after {MAX_RETRIES} retries")
                 raise
             raise task.retry(exc=exc, countdown=min(60, 2 ** task.request.retries)) from exc
 
-    for queue, name in ANALYZE_TASK.items():
-        app.task(name=name, bind=True, max_retries=MAX_RETRIES, acks_late=True)(
-            _bound(run, f"analyze_video_{queue}")
-        )
+    for queue in ("gpu", "cpu"):
+
+        def analyze_video(task: Task, video_id: str, queue: str = queue) -> str:
+            return guarded(task, video_id, lambda: context.analyze_video(video_id, worker_name(), queue))
+
+        def analyze_segment(task: Task, video_id: str, segment: int) -> str:
+            return guarded(task, video_id, lambda: context.analyze_segment(video_id, segment, worker_name()))
+
+        app.task(name=ANALYZE_TASK[queue], bind=True, max_retries=MAX_RETRIES)(analyze_video)
+        app.task(name=SEGMENT_TASK[queue], bind=True, max_retries=MAX_RETRIES)(analyze_segment)
+
+    def summarize(task: Task, video_id: str) -> str:
+        def run() -> str:
+            context.ensure()
+            context.count_delivery(video_id, "summary", context.records.get(video_id).get("path", ""))
+            return context._guarded(video_id, "", lambda: context.summarize(video_id))
+
+        return guarded(task, video_id, run)
+
+    app.task(name=SUMMARY_TASK, bind=True, max_retries=MAX_RETRIES)(summarize)
     return context
-
-
-def _bound(func: Any, name: str) -> Any:
-    def task(self: Task, video_id: str) -> str:
-        return func(self, video_id)
-
-    task.__name__ = task.__qualname__ = name
-    return task

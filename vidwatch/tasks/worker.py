@@ -17,7 +17,7 @@ from vidwatch.config import Config
 from vidwatch.engines import choose_kind
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
-from vidwatch.tasks.app import make_app
+from vidwatch.tasks.app import dead_letter_queue, make_app
 from vidwatch.tasks.video import register_tasks
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ def run_worker(config: Config, queues: Sequence[str], concurrency: int) -> int:
     """Run until stopped (SIGTERM: warm shutdown; unacknowledged work returns to the queue)."""
     app = make_app(config)
     register_tasks(app, config)
+    with app.connection_for_write() as connection:  # poison messages need somewhere to go
+        dead_letter_queue()(connection.default_channel).declare()
     name = f"vidwatch-{os.getpid()}@{socket.gethostname()}"
     heartbeat = Heartbeat(config, name, queues)
     signals.worker_ready.connect(heartbeat.start, weak=False)

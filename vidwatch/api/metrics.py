@@ -1,0 +1,275 @@
+"""``GET /metrics``: Prometheus text.
+
+Counters and histograms come from the events stream, read incrementally from where
+the last scrape stopped (so a scrape costs what happened since the previous one), and
+from the daemon's own publishes. Gauges are computed at scrape time from Redis, the
+broker (cached) and the daemon's status. Counters are cluster-wide (every daemon's and
+worker's events) and start at zero when this daemon starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from vidwatch.ops.queues import QueueDepth
+from vidwatch.ops.snapshot import in_flight, live_workers, throughput
+from vidwatch.results.keys import Keys
+from vidwatch.results.records import STATES
+from vidwatch.tasks.app import QUEUES
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+EVENTS_PER_SCRAPE = 20_000
+_BATCH = 1000
+STAGES = ("probe", "normalize", "analyze", "ingest", "publish", "submit")
+# (words in the failure text, reason label): the first match wins; bounded label values
+REASONS = (
+    ("not a video", "not_a_video"), ("empty file", "empty_file"), ("truncated", "truncated"),
+    ("moov atom", "truncated"), ("time limit", "timeout"), ("timed out", "timeout"), ("timeout", "timeout"),
+    ("disappeared", "source_gone"), ("changed before", "source_changed"), ("missing", "missing"),
+    ("unreachable", "unreachable"), ("permission", "permission"), ("cannot read", "unreadable"),
+    ("internal error", "internal"), ("engine", "engine"),
+)
+
+
+def failure_labels(detail: str) -> tuple[str, str]:
+    """(stage, reason) of a failure text, both from small fixed sets.
+
+    >>> failure_labels("normalize: cam1/a.mp4: truncated (moov atom not found)")
+    ('normalize', 'truncated')
+    >>> failure_labels("something else")
+    ('other', 'other')
+    """
+    head = detail.split(":", 1)[0].strip().lower()
+    stage = head if head in STAGES else "other"
+    lowered = detail.lower()
+    reason = next((label for words, label in REASONS if words in lowered), "other")
+    return stage, reason
+
+
+class Metrics:
+    """The registry behind /metrics, fed by :meth:`scrape` and :meth:`timed`."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], dict[str, Any]],
+                 queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
+        self.client = client
+        self.keys = keys
+        disable_created_metrics()  # process-wide: no *_created series beside each counter
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter("vidwatch_events", "Lifecycle events seen on the events stream", ["type"],
+                              registry=self.registry)
+        self.failures = Counter("vidwatch_failures", "Videos failed, by stage and reason", ["stage", "reason"],
+                                registry=self.registry)
+        self.frames = Counter("vidwatch_frames_analyzed", "Frames analysed by the workers", ["engine"],
+                              registry=self.registry)
+        self.normalize_seconds = Histogram(
+            "vidwatch_normalize_seconds", "Wall time of one normalization (remux or transcode)",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600), registry=self.registry,
+        )
+        self.publish_seconds = Histogram(
+            "vidwatch_publish_seconds", "Time from publish to the broker's confirm",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry,
+        )
+        self.analysis_fps = Histogram(
+            "vidwatch_analysis_frames_per_second", "Analysed frames per second of wall time, per video",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry,
+        )
+        self.registry.register(_Gauges(client, keys, status, queues))
+        self._lock = threading.Lock()
+        self._last_id = self._stream_end()
+
+    def _stream_end(self) -> str:
+        try:
+            newest = self.client.xrevrange(self.keys.events, count=1)
+        except redis.RedisError:
+            return "0-0"
+        return str(newest[0][0]) if newest else "0-0"
+
+    def scrape(self) -> bytes:
+        with self._lock:
+            try:
+                self._read_events()
+            except redis.RedisError as exc:  # the gauges report Redis as down; counters catch up later
+                logger.debug("metrics: cannot read events: %s", exc)
+            return generate_latest(self.registry)
+
+    def _read_events(self) -> None:
+        read = 0
+        while read < EVENTS_PER_SCRAPE:
+            entries = self.client.xrange(self.keys.events, min=f"({self._last_id}", count=_BATCH)
+            for entry_id, fields in entries:
+                self._count(fields)
+                self._last_id = entry_id
+            read += len(entries)
+            if len(entries) < _BATCH:
+                return
+
+    def _count(self, fields: dict[str, str]) -> None:
+        kind = fields.get("type", "")
+        self.events.labels(kind).inc()
+        if kind == "failed":
+            self.failures.labels(*failure_labels(fields.get("detail", ""))).inc()
+            return
+        if kind not in ("normalized", "done"):
+            return
+        try:
+            detail = json.loads(fields.get("detail") or "{}")
+        except ValueError:
+            return
+        if not isinstance(detail, dict):
+            return
+        if kind == "normalized" and isinstance(detail.get("seconds"), int | float):
+            self.normalize_seconds.observe(detail["seconds"])
+        fps, wall_s = detail.get("fps"), detail.get("wall_s")
+        if kind == "done" and isinstance(fps, int | float) and isinstance(wall_s, int | float) and fps >= 0:
+            self.frames.labels(str(detail.get("engine", "")) or "unknown").inc(max(0, round(fps * wall_s)))
+            self.analysis_fps.observe(fps)
+
+    def time_publishes(self, publisher: Any) -> None:
+        """Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
+
+        Wraps the one Publisher object in place, so every holder of it (the daemon, its
+        ingestor) is timed.
+        """
+        inner = publisher.publish
+        histogram = self.publish_seconds
+
+        def publish(video_id: str) -> None:
+            started = time.monotonic()
+            inner(video_id)
+            histogram.observe(time.monotonic() - started)
+
+        publisher.publish = publish
+
+
+class _Gauges(Collector):
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], dict[str, Any]],
+                 queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
+        self.client = client
+        self.keys = keys
+        self.status = status
+        self.queues = queues
+
+    def describe(self) -> list[Metric]:
+        return []  # computed at scrape time; nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._daemon()
+        yield from self._queues()
+        try:
+            yield from self._redis()
+        except redis.RedisError:
+            up = GaugeMetricFamily("vidwatch_redis_up", "Redis answered this scrape")
+            up.add_metric([], 0)
+            yield up
+
+    def _daemon(self) -> Iterator[Metric]:
+        status = self.status()
+        for name, text in (
+            ("settling", "Files waiting to settle"),
+            ("claiming", "Settled files being fingerprinted, probed and claimed"),
+            ("videos_in_progress", "Videos this daemon is normalizing or publishing"),
+            ("publish_retries", "Videos waiting for the broker to confirm"),
+        ):
+            gauge = GaugeMetricFamily(f"vidwatch_daemon_{name}", text)
+            gauge.add_metric([], float(status.get(name, 0)))
+            yield gauge
+        pollers = status.get("pollers", {})
+        if pollers:
+            seconds = GaugeMetricFamily("vidwatch_poll_pass_seconds", "Duration of a root's last polling pass",
+                                        labels=["root"])
+            stats = GaugeMetricFamily("vidwatch_poll_pass_folder_stats", "Folders stat()ed in the last pass",
+                                      labels=["root"])
+            for root, info in pollers.items():
+                seconds.add_metric([root], float(info.get("seconds", 0.0)))
+                stats.add_metric([root], float(info.get("folder_stats", 0)))
+            yield seconds
+            yield stats
+        observers = GaugeMetricFamily(
+            "vidwatch_observer_alive", "A root's observer is alive (1) or not", labels=["root"]
+        )
+        for root, alive in status.get("observers", {}).items():
+            observers.add_metric([root], 1.0 if alive else 0.0)
+        for root in status.get("root_errors", {}):
+            observers.add_metric([root], 0.0)
+        yield observers
+        age = GaugeMetricFamily("vidwatch_daemon_loop_age_seconds", "Seconds since the main loop last ticked")
+        age.add_metric([], float(status.get("loop_age_s", 0.0)))
+        yield age
+
+    def _queues(self) -> Iterator[Metric]:
+        depths = self.queues()
+        up = GaugeMetricFamily("vidwatch_broker_up", "The broker answered (cached a few seconds)")
+        up.add_metric([], 0.0 if isinstance(depths, str) else 1.0)
+        yield up
+        if isinstance(depths, str):
+            return
+        messages = GaugeMetricFamily("vidwatch_queue_messages", "Ready messages in a queue", labels=["queue"])
+        consumers = GaugeMetricFamily("vidwatch_queue_consumers", "Consumers of a queue", labels=["queue"])
+        for name, depth in depths.items():
+            messages.add_metric([name], depth.messages)
+            consumers.add_metric([name], depth.consumers)
+        yield messages
+        yield consumers
+
+    def _redis(self) -> Iterator[Metric]:
+        counts = dict.fromkeys(STATES[:4], 0)
+        for row in in_flight(self.client, self.keys):
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+        videos = GaugeMetricFamily("vidwatch_videos", "Videos by state (done: indexed videos)", labels=["state"])
+        for state, count in counts.items():
+            videos.add_metric([state], count)
+        videos.add_metric(["done"], float(self.client.zcard(self.keys.index_time)))
+        yield videos
+        backlog = GaugeMetricFamily("vidwatch_backlog_videos", "Claimed videos waiting for normalization (all daemons)")
+        backlog.add_metric([], float(self.client.zcard(self.keys.backlog)))
+        yield backlog
+        workers = live_workers(self.client, self.keys)
+        per_queue = GaugeMetricFamily("vidwatch_workers", "Live workers consuming a queue", labels=["queue"])
+        for queue in QUEUES:
+            per_queue.add_metric([queue], sum(1 for w in workers if queue in w["queues"]))
+        yield per_queue
+        fps = GaugeMetricFamily(
+            "vidwatch_worker_frames_per_second", "Frames/s of each analysing process's newest video",
+            labels=["worker", "engine"],
+        )
+        for worker, info in throughput(self.client, self.keys).items():
+            if info["fps"] is not None:
+                fps.add_metric([worker, str(info["engine"])], info["fps"])
+        yield fps
+        up = GaugeMetricFamily("vidwatch_redis_up", "Redis answered this scrape")
+        up.add_metric([], 1.0)
+        yield up
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def metrics(request: Request) -> Response:
+    body = request.app.state.metrics.scrape()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+

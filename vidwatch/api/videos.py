@@ -1,0 +1,144 @@
+"""``GET /videos`` (from the index sorted sets), a video's summary, thumbnail and timeline."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from vidwatch.api.deps import VIDEO_ID, DaemonView, checked_video_id, daemon_of
+from vidwatch.api.errors import ApiError, responses
+from vidwatch.results.query import MAX_LIMIT, VideoQuery, find_videos, parse_time, summary_of
+
+router = APIRouter(tags=["videos"])
+
+TIMELINE_W, TIMELINE_ROW_H = 400, 14
+
+
+class Video(BaseModel):
+    video_id: str
+    camera: str
+    path: str
+    state: str
+    start_ts: float | None = Field(None, description="recording start, epoch seconds")
+    duration_s: float | None = None
+    summary_id: str | None = None
+    error: str | None = None
+    updated_at: float | None = None
+
+
+class VideoList(BaseModel):
+    count: int
+    videos: list[Video]
+
+
+@router.get(
+    "/videos",
+    response_model=VideoList,
+    summary="Videos by camera, label and recording time, newest first (from the indexes)",
+    responses=responses(400),
+)
+def list_videos(
+    request: Request,
+    camera: str | None = Query(None, max_length=200, description="camera name"),
+    label: str | None = Query(None, max_length=200, description="a detected label, e.g. person"),
+    since: str | None = Query(None, max_length=64, description="epoch seconds or ISO 8601"),
+    until: str | None = Query(None, max_length=64, description="epoch seconds or ISO 8601"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+) -> VideoList:
+    daemon = daemon_of(request)
+    try:
+        query = VideoQuery(camera=camera or None, label=label or None, since=parse_time(since),
+                           until=parse_time(until), limit=limit)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
+    rows = find_videos(daemon.client, daemon.keys, query)
+    return VideoList(count=len(rows), videos=[Video(**row) for row in rows])
+
+
+@router.get("/videos/{video_id}/summary", summary="The video's summary entry", responses=responses(400, 404))
+def get_summary(request: Request, video_id: str = VIDEO_ID) -> dict[str, Any]:
+    return _summary(daemon_of(request), video_id)
+
+
+@router.get(
+    "/videos/{video_id}/thumbnail",
+    summary="The busiest analysed frame with its boxes (JPEG)",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}}, **responses(400, 404)},
+)
+def get_thumbnail(request: Request, video_id: str = VIDEO_ID) -> FileResponse:
+    daemon = daemon_of(request)
+    folder = (daemon.config.paths.state_dir / "thumbnails").resolve()
+    candidates = [folder / f"{checked_video_id(video_id)}.jpg"]
+    summary = summary_of(daemon.client, daemon.keys, video_id) or {}
+    for name in summary.get("thumbnails") or []:
+        candidates.append(Path(str(name)))
+    for candidate in candidates:
+        resolved = candidate.resolve()
+        if resolved.parent == folder and resolved.is_file():  # never a file outside the thumbnails
+            return FileResponse(resolved, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    raise ApiError(404, f"no thumbnail for video {video_id}")
+
+
+@router.get(
+    "/videos/{video_id}/timeline.svg",
+    summary="Activity and per-label spans over the video's duration (SVG)",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **responses(400, 404)},
+)
+def get_timeline(request: Request, video_id: str = VIDEO_ID) -> Response:
+    summary = _summary(daemon_of(request), video_id)
+    return Response(timeline_svg(summary), media_type="image/svg+xml")
+
+
+def _summary(daemon: DaemonView, video_id: str) -> dict[str, Any]:
+    record_state = daemon.client.hget(daemon.keys.video(checked_video_id(video_id)), "state")
+    if record_state is None:
+        raise ApiError(404, f"no video {video_id}")
+    summary = summary_of(daemon.client, daemon.keys, video_id)
+    if summary is None:
+        raise ApiError(404, f"video {video_id} has no summary (state {record_state})")
+    return summary
+
+
+def timeline_svg(summary: dict[str, Any]) -> str:
+    """One bar for activity, one per label from its first to its last occurrence."""
+    duration = float(summary.get("duration") or 0.0) or 1.0
+    labels: dict[str, Any] = summary.get("labels") if isinstance(summary.get("labels"), dict) else {}  # type: ignore[assignment]
+    activity = summary.get("activity") if isinstance(summary.get("activity"), list) else []
+    label_w = 70
+    bar_w = TIMELINE_W - label_w
+    rows: list[tuple[str, list[tuple[float, float]]]] = [("activity", _spans(activity))]
+    for name, stats in sorted(labels.items()):
+        first, last = (stats or {}).get("first_pts"), (stats or {}).get("last_pts")
+        if isinstance(first, int | float) and isinstance(last, int | float):
+            rows.append((str(name), [(float(first), float(last) + 0.2)]))
+    height = TIMELINE_ROW_H * len(rows) + 4
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{TIMELINE_W}" height="{height}" '
+        f'viewBox="0 0 {TIMELINE_W} {height}" font-family="sans-serif" font-size="10">'
+    ]
+    for i, (name, spans) in enumerate(rows):
+        y = 2 + i * TIMELINE_ROW_H
+        parts.append(f'<text x="0" y="{y + 10}" fill="#333">{escape(name[:12])}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{bar_w}" height="9" fill="#e5e7eb"/>')
+        for start, end in spans:
+            x = label_w + bar_w * max(0.0, min(start / duration, 1.0))
+            w = max(1.0, bar_w * max(0.0, min(end, duration) - max(start, 0.0)) / duration)
+            color = "#2563eb" if name == "activity" else "#16a34a"
+            parts.append(f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="9" fill="{color}"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _spans(raw: list[Any]) -> list[tuple[float, float]]:
+    spans = []
+    for item in raw:
+        if isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(v, int | float) for v in item):
+            spans.append((float(item[0]), float(item[1])))
+    return spans
