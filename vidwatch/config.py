@@ -220,6 +220,37 @@ class NormalizeConfig(_Section):
     timeout_seconds: float = Field(60.0, gt=0, description="Base wall-clock limit of one ffmpeg run.")
     timeout_per_media_second: float = Field(2.0, ge=0, description="Added to the limit per second of media.")
     probe_attempts: int = Field(3, ge=1, description="Failed probes of a settled file before it is failed.")
+    mode: Literal["auto", "remux", "transcode"] = Field(
+        "auto", description="auto remuxes conforming input and transcodes the rest; remux or transcode: always."
+    )
+    encoder: str = Field("libx264", pattern=r"^[\w-]+$", description="ffmpeg video encoder of transcodes (CPU).")
+    preset: str = Field("veryfast", pattern=r"^[\w-]+$", description="Encoder preset of transcodes (CPU).")
+    crf: int = Field(23, ge=0, le=51, description="Constant quality of transcodes (lower is better, bigger).")
+    hwaccel: Literal["none", "cuda"] = Field(
+        "none", description="cuda: NVDEC decode and NVENC encode where ffmpeg and the GPU have them, else the CPU."
+    )
+    gpu_encoder: str = Field("h264_nvenc", pattern=r"^[\w-]+$", description="Encoder used with hwaccel = cuda.")
+    gpu_preset: str = Field("p4", pattern=r"^[\w-]+$", description="Preset of the GPU encoder (p1 fastest .. p7).")
+    keep_audio: bool = Field(False, description="Keep the first audio stream (AAC in the spool); dropped by default.")
+    max_pixels: int = Field(
+        7680 * 4320, ge=64 * 64, description="Inputs with more pixels per frame are refused before decoding."
+    )
+    max_duration_seconds: float = Field(
+        86_400.0, gt=0, description="Inputs declaring a longer duration are refused before decoding."
+    )
+    verify_tail_seconds: float = Field(
+        3.0, ge=0, description="Seconds decoded at the end of each input to catch truncation (0: no check)."
+    )
+    stall_seconds: float = Field(60.0, gt=0, description="An ffmpeg run with no progress for this long is killed.")
+    progress_interval_seconds: float = Field(
+        5.0, ge=0, description="Least time between two progress events of one normalization."
+    )
+    spool_max_bytes: int = Field(
+        20 * 2**30, ge=2**20, description="Bytes the spool may hold; normalization waits for room."
+    )
+    spool_retention_seconds: float = Field(
+        3600.0, ge=0, description="How long a spooled copy stays after its video is done or failed."
+    )
 
 
 class SummaryConfig(_Section):

@@ -19,19 +19,32 @@ class ConfigError(VidwatchError):
 
 
 class SourceError(VidwatchError):
-    """A source file cannot be read or is not a usable video."""
+    """A source file cannot be read or is not a usable video; ``kind`` says why in one word."""
+
+    kind = "unreadable"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
 
 
 class NotReadyError(SourceError, Retryable):
     """The file may still be being written: probe again later."""
 
+    kind = "incomplete"
+
 
 class NormalizeError(VidwatchError):
     """ffmpeg could not normalize a source into the spool."""
 
+    kind = "normalize_failed"
+
 
 class MediaTimeout(NormalizeError):
     """An ffmpeg/ffprobe run exceeded its wall-clock or stall deadline."""
+
+    kind = "timed_out"
 
 
 class PublishError(VidwatchError, Retryable):

@@ -23,9 +23,9 @@ from vidwatch.config import Config
 from vidwatch.daemon.completeness import incomplete_reason
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.daemon.ledger import Ledger
+from vidwatch.daemon.normalize import Normalizer, ShuttingDown
 from vidwatch.daemon.publish import Publisher
 from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
-from vidwatch.media.normalize import normalize
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
 from vidwatch.results.records import Records
@@ -55,9 +55,18 @@ class PublishOutcome:
 
 class Ingestor:
     def __init__(
-        self, config: Config, rules: PathRules, records: Records, ledger: Ledger, publisher: Publisher, queue: str
+        self,
+        config: Config,
+        rules: PathRules,
+        records: Records,
+        ledger: Ledger,
+        publisher: Publisher,
+        queue: str,
+        *,
+        normalizer: Normalizer,
     ) -> None:
         self.config = config
+        self.normalizer = normalizer
         self.rules = rules
         self.records = records
         self.ledger = ledger
@@ -122,12 +131,15 @@ class Ingestor:
             fields: dict[str, Any] = {"spool_path": str(spooled)}
         else:
             try:
-                result = normalize(Path(path), spooled, facts, self.config.normalize)
+                result = self.normalizer.normalize(video_id, path, facts, spooled)
             except NormalizeError as exc:
                 self.records.fail(video_id, str(exc), path=path)
                 return None
+            except ShuttingDown:
+                return None  # still "normalizing": resumed at the next start
             seconds = round(time.monotonic() - started, 3)
-            detail = {"method": result.method, "seconds": seconds, **facts.as_record()}
+            detail = {"method": result.method, "seconds": seconds, "why": result.why, "encoder": result.encoder,
+                      "hwaccel": result.hwaccel, **facts.as_record()}
             fields = {"spool_path": str(spooled), "normalize_method": result.method, "normalize_s": seconds}
         self.records.transition(video_id, "normalizing", fields, event="normalized", path=path, detail=detail)
         return self.publish(video_id, path, attempt=0)
@@ -144,9 +156,11 @@ class Ingestor:
         if current.video_id != video_id:
             raise SourceError(f"ingest: {path}: source changed before it was normalized (a new version follows)")
         try:
-            return probe(source)
+            return self.normalizer.inspect(source)
         except NotReadyError as exc:
-            raise SourceError(f"{exc}: truncated or corrupt") from exc
+            if exc.kind == "truncated":
+                raise SourceError(str(exc), kind=exc.kind) from exc
+            raise SourceError(f"{exc}: truncated or corrupt", kind="truncated") from exc
 
     def publish(self, video_id: str, path: str, attempt: int) -> PublishOutcome:
         """Mark ``queued`` (first attempt), then publish; ``published`` is "0" until the broker confirms.

@@ -29,6 +29,7 @@ from vidwatch.daemon.fingerprint import fingerprint, fstat
 from vidwatch.daemon.fsguard import FsGuard, RootStuck
 from vidwatch.daemon.ingest import Ingestor
 from vidwatch.daemon.ledger import Ledger, daemon_id_for
+from vidwatch.daemon.normalize import Normalizer
 from vidwatch.daemon.poller import DirPoller
 from vidwatch.daemon.publish import Publisher
 from vidwatch.daemon.settle import SettleTracker
@@ -69,12 +70,15 @@ class Daemon:
         self.ledger = Ledger(self.client, self.keys, self.records, daemon_id_for(config.paths.state_dir))
         self.queue = queue_for(config)
         self.publisher = Publisher(make_app(config), self.queue, config.broker.publish_timeout_seconds)
-        self.ingestor = Ingestor(config, self.rules, self.records, self.ledger, self.publisher, self.queue)
+        self.stop_event = threading.Event()
+        self.normalizer = Normalizer(config, self.client, self.keys, self.stop_event)
+        self.ingestor = Ingestor(
+            config, self.rules, self.records, self.ledger, self.publisher, self.queue, normalizer=self.normalizer
+        )
         self.tracker = SettleTracker(config.watch.settle_seconds)
         self.fs = FsGuard(FS_DEADLINE_S)
         self.events: queue.Queue[tuple[str, str]] = queue.Queue()
         self.claims = ThreadPoolExecutor(CLAIM_THREADS, thread_name_prefix="claim")
-        self.stop_event = threading.Event()
         self.observers: dict[Path, Any] = {}
         self.root_errors: dict[Path, str] = {}
         self._root_ids: dict[Path, tuple[int, int]] = {}
@@ -89,6 +93,7 @@ class Daemon:
         self._active_videos: set[str] = set()
         self._active_lock = threading.Lock()
         self._probe_failures: dict[str, int] = {}
+        self._not_ready_stats: dict[str, tuple[int, int]] = {}
         self._publish_retries: dict[str, tuple[float, int, str]] = {}
         self._requeue: set[str] = set()
         self._next = {"heartbeat": 0.0, "resume": 0.0, "supervise": 0.0, "rescan": 0.0}
@@ -102,6 +107,7 @@ class Daemon:
         self._supervise_observers()
         self._walker = threading.Thread(target=self._walk_loop, name="walker", daemon=True)
         self._walker.start()
+        self.normalizer.start()
         for root in self.rules.roots:  # reconcile: whatever arrived while we were down
             self._walk_queue.put(root)
         self._next["rescan"] = time.monotonic() + self.config.watch.rescan_seconds
@@ -134,6 +140,7 @@ class Daemon:
             observer.join(timeout=5)
         self._walk_queue.put(None)
         self.claims.shutdown(wait=True, cancel_futures=True)
+        self.normalizer.stop()
         for thread in self._normalizers:
             thread.join(timeout=30)
         self.publisher.close()
@@ -271,9 +278,11 @@ class Daemon:
             elif kind == "deleted":
                 self.tracker.forget(path)
                 self._probe_failures.pop(path, None)
+                self._not_ready_stats.pop(path, None)
             elif kind == "claimed":
                 self._busy_paths.discard(path)
                 self._probe_failures.pop(path, None)
+                self._not_ready_stats.pop(path, None)
                 self._work.set()
             elif kind == "not_ready":
                 self._busy_paths.discard(path)
@@ -291,6 +300,7 @@ class Daemon:
 
     def _not_ready(self, path: str, now: float) -> None:
         failures = self._probe_failures.get(path, 0) + 1
+        self.normalizer.metrics.count("not_ready")
         self._probe_failures[path] = failures
         self.tracker.defer(path, now=now, delay_s=self.config.watch.settle_seconds)
         logger.debug("ingest: %s not complete yet (%d of %d)", path, failures, self.config.normalize.probe_attempts)
@@ -316,6 +326,10 @@ class Daemon:
                 continue
             self.tracker.forget(path)
             self._busy_paths.add(path)
+            stamp = (st.st_size, st.st_mtime_ns)
+            if self._not_ready_stats.get(path, stamp) != stamp:  # it changed since it was not ready: still arriving
+                self._probe_failures.pop(path, None)
+            self._not_ready_stats[path] = stamp
             final = self._probe_failures.get(path, 0) + 1 >= self.config.normalize.probe_attempts
             self.claims.submit(self._claim, path, final)
 

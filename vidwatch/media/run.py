@@ -23,6 +23,7 @@ from vidwatch.errors import MediaTimeout
 logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 12
+WATCH_S = 0.2  # how often the deadlines are checked
 
 
 @dataclass(frozen=True)
@@ -98,24 +99,27 @@ def run_ffmpeg(
     threads = [threading.Thread(target=drain_stderr, args=(proc.stderr,), daemon=True, name="ffmpeg-stderr")]
     if proc.stdout is not None:
         threads.append(threading.Thread(target=drain_stdout, args=(proc.stdout,), daemon=True, name="ffmpeg-stdout"))
+    exited = threading.Event()
+
+    def reap() -> None:  # a blocking wait returns the moment ffmpeg exits (a polling wait lags up to 50 ms)
+        proc.wait()
+        exited.set()
+
+    threads.append(threading.Thread(target=reap, daemon=True, name="ffmpeg-wait"))
     for thread in threads:
         thread.start()
     deadline = started + timeout_s
     reason = None
-    while True:
-        try:
-            proc.wait(timeout=0.2)
+    while not exited.wait(WATCH_S):
+        now = time.monotonic()
+        if now > deadline:
+            reason = f"timed out after {timeout_s:.0f} s"
+        elif stall_s is not None and now - last_activity[0] > stall_s:
+            reason = f"stalled: no progress for {stall_s:.0f} s"
+        if reason:
+            kill_group(proc)
+            exited.wait()
             break
-        except subprocess.TimeoutExpired:
-            now = time.monotonic()
-            if now > deadline:
-                reason = f"timed out after {timeout_s:.0f} s"
-            elif stall_s is not None and now - last_activity[0] > stall_s:
-                reason = f"stalled: no progress for {stall_s:.0f} s"
-            if reason:
-                kill_group(proc)
-                proc.wait()
-                break
     for thread in threads:
         thread.join(timeout=5)
     close_pipes(proc)
