@@ -27,7 +27,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from vidwatch.ops.queues import QueueDepth
@@ -222,6 +222,7 @@ class _Gauges(Collector):
         age = GaugeMetricFamily("vidwatch_daemon_loop_age_seconds", "Seconds since the main loop last ticked")
         age.add_metric([], float(status.get("loop_age_s", 0.0)))
         yield age
+        yield from _normalize_metrics(status.get("normalize") or {})
 
     def _queues(self) -> Iterator[Metric]:
         depths = self.queues()
@@ -279,3 +280,35 @@ def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
+def _normalize_metrics(snapshot: dict[str, Any]) -> Iterator[Metric]:
+    """The normalizer's own counters (kept in the daemon process)."""
+    if not snapshot:
+        return
+    for name, label, text in (
+        ("normalized_total", "method", "Sources normalized, by method (remux, transcode)"),
+        ("normalize_seconds_total", "method", "Wall seconds spent normalizing, by method"),
+        ("media_seconds_total", "method", "Seconds of media normalized, by method"),
+        ("failed_total", "reason", "Normalizations that failed, by reason"),
+        ("rejected_total", "reason", "Sources refused before normalization, by reason"),
+    ):
+        family = CounterMetricFamily(f"vidwatch_normalize_{name.removesuffix('_total')}", text, labels=[label])
+        for key, value in sorted((snapshot.get(name) or {}).items()):
+            family.add_metric([str(key)], float(value))
+        yield family
+    for name, text in (
+        ("not_ready_total", "Settled files found not complete yet"),
+        ("spool_waits_total", "Normalizations that waited for room in the spool"),
+        ("spool_removed_total", "Spooled copies removed after their video ended"),
+        ("progress_events_total", "Progress events published for long normalizations"),
+    ):
+        counter = CounterMetricFamily(f"vidwatch_normalize_{name.removesuffix('_total')}", text)
+        counter.add_metric([], float(snapshot.get(name, 0)))
+        yield counter
+    spool = GaugeMetricFamily("vidwatch_spool_bytes", "Bytes in the spool")
+    spool.add_metric([], float(snapshot.get("spool_bytes", 0)))
+    yield spool
+    running = GaugeMetricFamily("vidwatch_normalize_progress", "Fraction done of each running normalization",
+                                labels=["video_id", "method"])
+    for video_id, info in sorted((snapshot.get("in_progress") or {}).items()):
+        running.add_metric([video_id, str(info.get("method", ""))], float(info.get("fraction", 0.0)))
+    yield running

@@ -261,6 +261,7 @@ class Daemon:
             "root_errors": root_errors,
             "redis_ok": self.redis_ok,
             "loop_age_s": round(time.monotonic() - self.last_tick, 3),
+            "normalize": self.normalizer.metrics.snapshot(),
         }
 
     def _drain_events(self, now: float) -> None:
