@@ -45,6 +45,16 @@ class Keys:
     def index_label(self, label: str) -> str:
         return self._k("index", "label", label)
 
+    def index_detections(self, camera: str) -> str:
+        """zset: one member per written segment with detections, ``first_id|last_id|video_id|segment|run|last_ts``,
+        scored by the recording time (epoch s) of its first detection: maps a time range to stream ids."""
+        return self._k("index", "detections", camera)
+
+    @property
+    def index_detections_span(self) -> str:
+        """hash: camera -> the longest ``last_ts - first_ts`` of any member of its detections index (s)."""
+        return self._k("index", "detections-span")
+
     # internal
     @property
     def paths(self) -> str:
