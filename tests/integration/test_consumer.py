@@ -51,7 +51,7 @@ def test_a_dead_consumers_entries_are_claimed_and_each_is_handled_once(
     stream, done_key = f"{redis_prefix}:summaries", f"{redis_prefix}:test:done"
     ids = _fill(redis_client, stream, 12)
     ensure_group(redis_client, stream, "g", start="0")
-    dying = subprocess.Popen([sys.executable, "-c", _DYING, REDIS_URL, stream, done_key])  # noqa: S603
+    dying = subprocess.Popen([sys.executable, "-c", _DYING, REDIS_URL, stream, done_key])
     try:
         wait_for(lambda: redis_client.llen(f"{done_key}:hung") == 1, timeout_s=30, what="consumer a to hang")
         held = redis_client.xpending(stream, "g")["consumers"]

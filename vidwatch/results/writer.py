@@ -42,7 +42,7 @@ for e = 0, n - 1 do
 end
 if n > 0 then
   local base = 5 + n * per
-  local member = first .. '|' .. last .. '|' .. ARGV[base + 3] .. '|' .. ARGV[base + 4] .. '|' .. run .. '|' .. ARGV[base + 2]
+  local member = table.concat({first, last, ARGV[base + 3], ARGV[base + 4], run, ARGV[base + 2]}, '|')
   redis.call('ZADD', KEYS[4], ARGV[base + 1], member)
   local span = tonumber(ARGV[base + 2]) - tonumber(ARGV[base + 1])
   local known = tonumber(redis.call('HGET', KEYS[5], ARGV[base]) or '-1')
