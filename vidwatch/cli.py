@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
     tail = command("tail", "follow a results stream")
     tail.add_argument("stream", nargs="?", default="events", help="events, summaries or detections:<camera>")
-    tail.add_argument("--group", help="read as this consumer group (entries acknowledged once printed)")
+    tail.add_argument("--group", help="read as this consumer group (created if missing; entries acknowledged once "
+                      "printed; entries a dead member held are taken over)")
     tail.add_argument("--consumer", default="tail", help="consumer name within --group")
     tail.add_argument("--from-start", action="store_true", help="start at the oldest entry, not new ones")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -99,19 +100,19 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 def _tail(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.results.connection import connect
     from vidwatch.results.keys import Keys
-    from vidwatch.results.tail import follow, format_entry, stream_key
+    from vidwatch.results.tail import format_entry, stream_key, tail
 
     try:
         key = stream_key(Keys(config.redis.prefix), args.stream)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     client = connect(config.redis)
-    entries = follow(
-        client, key, from_start=args.from_start, group=args.group, consumer=args.consumer,
-        idle_timeout_s=args.idle_timeout,
-    )
-    for seen, (entry_id, fields) in enumerate(entries, start=1):
+
+    def emit(entry_id: str, fields: dict[str, str]) -> None:
         print(format_entry(entry_id, fields, as_json=args.json), flush=True)  # noqa: T201 - the command's output
-        if args.count is not None and seen >= args.count:
-            break
+
+    tail(
+        client, key, emit, from_start=args.from_start, group=args.group, consumer=args.consumer,
+        count=args.count, idle_timeout_s=args.idle_timeout,
+    )
     return 0
