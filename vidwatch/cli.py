@@ -16,6 +16,7 @@ from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError, VidwatchError
 from vidwatch.logs import setup_logging
 from vidwatch.ops.commands import add_commands as add_ops_commands
+from vidwatch.results.commands import add_commands as add_results_commands
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
     add_ops_commands(sub, common)  # systemd install, doctor, status
+    add_results_commands(sub, common)  # query
     return parser
 
 
@@ -90,6 +92,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, args.concurrency or config.worker.concurrency)
     if args.command == "tail":
         return _tail(args, config)
+    if args.command == "query":
+        from vidwatch.results.commands import run as run_results_command
+
+        return run_results_command(args, config)
     if args.command in ("systemd", "doctor", "status"):
         from vidwatch.ops.commands import run as run_ops_command
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.conftest import REDIS_URL
 from vidwatch.config import Config
 from vidwatch.engines.base import Detection
 from vidwatch.results.detections import DetectionQuery, find_detections
@@ -161,3 +165,23 @@ def test_a_rerun_replaces_results_when_its_summary_lands(site: Site) -> None:
     done = [f for _, f in client.xrange(keys.events) if f["type"] == "done" and f["video_id"] == "v1"]
     assert [f["run"] for f in done] == ["1", "2"]
     assert json.loads(done[-1]["detail"] or "{}") == {}
+
+
+def _vidwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).with_name("vidwatch")), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_query_command(site: Site, tmp_path: Path) -> None:
+    config = tmp_path / "vidwatch.toml"
+    config.write_text(f'[redis]\nurl = "{REDIS_URL}"\nprefix = "{site.keys.prefix}"\n')
+    argv = ["query", "-c", str(config), "--label", "car", "--since", "1970-01-01T00:16:45Z", "--until", "1502"]
+    done = _vidwatch(*argv, "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [v["video_id"] for v in out["videos"]] == ["v3", "v1"]  # a label alone: by its first occurrence
+    assert [(d["video_id"], d["ts"]) for d in out["detections"]] == [("v1", 1005.0), ("v3", 1500.0), ("v3", 1502.0)]
+    text = _vidwatch(*argv).stdout
+    assert "videos (2):" in text and "detections (3):" in text and "1970-01-01T00:25:00.000Z" in text
+    refused = _vidwatch("query", "-c", str(config), "--since", "last tuesday")
+    assert refused.returncode == 1 and "last tuesday" in refused.stderr
