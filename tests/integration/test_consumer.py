@@ -122,3 +122,20 @@ def test_lag_is_reported_with_a_warning_near_the_trim_horizon(redis_client: redi
     assert [(g["stream"], g["group"], g["lag"]) for g in report["groups"]] == [("summaries", "slow", 60)]
     assert len(report["warnings"]) == 1 and "slow" in report["warnings"][0]
     assert lag_report(redis_client, keys, RedisConfig(summaries_maxlen=1000))["warnings"] == []
+
+
+def test_readyz_warns_about_lagging_groups_without_failing(redis_client: redis.Redis, redis_prefix: str) -> None:
+    from types import SimpleNamespace
+
+    from vidwatch.api.server import readiness_checks
+    from vidwatch.config import Config
+
+    keys = Keys(redis_prefix)
+    config = Config(redis=RedisConfig(prefix=redis_prefix, events_maxlen=100))
+    check = readiness_checks(config, SimpleNamespace(client=redis_client))["consumers"]
+    ensure_group(redis_client, keys.events, "alerts", start="$")
+    assert check() == (True, {"groups": [{"stream": "events", "group": "alerts", "lag": 0, "pending": 0,
+                                          "consumers": 0, "exact": True, "maxlen": 100}], "warnings": []})
+    _fill(redis_client, keys.events, 80)
+    ok, detail = check()
+    assert ok and detail["groups"][0]["lag"] == 80 and "alerts" in detail["warnings"][0]
