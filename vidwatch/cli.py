@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     worker = command("worker", "a Celery worker that analyses videos")
     worker.add_argument("-Q", "--queues", default="gpu,cpu,summary", help="queues to consume (comma-separated)")
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
+    submit = command("submit", "process files now, the way a dropped file is (through the running daemon if any)")
+    submit.add_argument("paths", nargs="+", metavar="PATH", help="video files inside a watched root")
+    submit.add_argument("--wait", action="store_true", help="wait until each video is done or failed; print it")
+    submit.add_argument("--force", action="store_true",
+                        help="analyse a done or failed file again as a new run (its results are replaced at once)")
+    submit.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
     tail = command("tail", "follow a results stream")
     tail.add_argument("stream", nargs="?", default="events", help="events, summaries or detections:<camera>")
     tail.add_argument("--group", help="read as this consumer group (created if missing; entries acknowledged once "
@@ -92,6 +98,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, args.concurrency or config.worker.concurrency)
     if args.command == "tail":
         return _tail(args, config)
+    if args.command == "submit":
+        from vidwatch.daemon.submit import run_submit
+
+        return run_submit(config, args.paths, force=args.force, wait=args.wait, timeout_s=args.timeout)
     if args.command == "query":
         from vidwatch.results.commands import run as run_results_command
 
