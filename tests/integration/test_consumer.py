@@ -139,3 +139,26 @@ def test_readyz_warns_about_lagging_groups_without_failing(redis_client: redis.R
     _fill(redis_client, keys.events, 80)
     ok, detail = check()
     assert ok and detail["groups"][0]["lag"] == 80 and "alerts" in detail["warnings"][0]
+
+
+def test_tail_reads_as_a_group_member_and_acknowledges(
+    redis_client: redis.Redis, redis_prefix: str, tmp_path: object
+) -> None:
+    import json
+    from pathlib import Path
+
+    keys = Keys(redis_prefix)
+    ids = _fill(redis_client, keys.summaries, 5)
+    config = Path(str(tmp_path)) / "vidwatch.toml"
+    config.write_text(f'[redis]\nurl = "{REDIS_URL}"\nprefix = "{redis_prefix}"\n')
+    command = [str(Path(sys.executable).with_name("vidwatch")), "tail", "summaries", "-c", str(config),
+               "--group", "g", "--consumer", "t1", "--from-start", "--json"]
+    first = subprocess.run([*command, "--count", "3"], capture_output=True, text=True, timeout=60, check=True)
+    assert [json.loads(line)["id"] for line in first.stdout.splitlines()] == ids[:3]
+    rest = subprocess.run([*command, "--idle-timeout", "0.5"], capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert [json.loads(line)["n"] for line in rest.stdout.splitlines()] == ["3", "4"]
+    assert redis_client.xpending(keys.summaries, "g")["pending"] == 0
+    plain = subprocess.run([*command[:5], "--from-start", "--count", "1"], capture_output=True, text=True,
+                           timeout=60, check=True)
+    assert plain.stdout.startswith(f"{ids[0]} n=0")
