@@ -162,3 +162,23 @@ def test_tail_reads_as_a_group_member_and_acknowledges(
     plain = subprocess.run([*command[:5], "--from-start", "--count", "1"], capture_output=True, text=True,
                            timeout=60, check=True)
     assert plain.stdout.startswith(f"{ids[0]} n=0")
+
+
+def test_the_documented_example_runs(redis_client: redis.Redis, redis_prefix: str, tmp_path: object) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    doc = (Path(__file__).parents[2] / "docs" / "consumers.md").read_text()
+    (script,) = [block for block in re.findall(r"```python\n(.*?)```", doc, re.S) if "StreamConsumer(" in block]
+    (folder / "archive.py").write_text(script)
+    keys = Keys(redis_prefix)
+    for n in range(3):
+        redis_client.xadd(keys.summaries, {"schema": "1", "video_id": f"v{n}", "labels": "{}"})
+    env = {**os.environ, "VIDWATCH_REDIS__URL": REDIS_URL, "VIDWATCH_REDIS__PREFIX": redis_prefix,
+           "VIDWATCH_CONFIG": ""}
+    subprocess.run([sys.executable, "archive.py", "0.5"], cwd=folder, env=env, timeout=60, check=True)
+    lines = [json.loads(line) for line in (folder / "summaries.jsonl").read_text().splitlines()]
+    assert [line["video_id"] for line in lines] == ["v0", "v1", "v2"]
+    assert redis_client.xpending(keys.summaries, "archiver")["pending"] == 0
