@@ -124,6 +124,21 @@ def test_entries_carry_schema_and_analysis_versions(site: Site) -> None:
     assert {f["schema"] for _, f in site.client.xrange(site.keys.events)} == {"1"}
 
 
+def test_a_writer_from_the_configuration_stamps_its_analysis_version(redis_client: redis.Redis,
+                                                                     redis_prefix: str) -> None:
+    config = Config()
+    keys = Keys(redis_prefix)
+    writer = ResultWriter.from_config(redis_client, keys, config)
+    assert writer.analysis == analysis_version(config)
+    assert writer.detections_maxlen == config.redis.detections_maxlen
+    records = Records(redis_client, keys, events_maxlen=1000)
+    records.create("v9", {"camera": "cam1"}, path="/a.mp4")
+    records.transition("v9", "processing")
+    writer.write_summary("v9", "/a.mp4", "cam1", 5.0, {"video_id": "v9"}, {})
+    (done,) = [f for _, f in redis_client.xrange(keys.events) if f["type"] == "done"]
+    assert done["analysis_version"] == analysis_version(config).id
+
+
 def test_trimmed_summaries_and_detections_are_not_returned(site: Site) -> None:
     site.client.xtrim(site.keys.summaries, maxlen=1, approximate=False)  # keeps v3's summary (written last)
     assert site.videos() == ["v3"]

@@ -99,3 +99,14 @@ def test_with_a_daemon_but_no_token_the_daemon_takes_the_claim_over(site: dict[s
             assert submitter.records.get(item.video_id)["owner"] == served.daemon.ledger.daemon_id
         finally:
             submitter.close()
+
+
+def test_get_videos_takes_the_same_time_forms(site: dict[str, Any]) -> None:
+    import httpx
+
+    with serve(site, token=None, run_daemon=False) as api:
+        everything = httpx.get(f"{api.url}/videos", params={"since": "3650d", "until": "now"}, timeout=10)
+        assert everything.status_code == 200 and everything.json()["count"] == 2  # the two seeded done videos
+        assert httpx.get(f"{api.url}/videos", params={"since": "1h"}, timeout=10).json()["count"] == 0
+        refused = httpx.get(f"{api.url}/videos", params={"since": "yesterday"}, timeout=10)
+        assert refused.status_code == 400 and "2h" in refused.text

@@ -14,10 +14,11 @@ from typing import Any
 
 import redis
 
+from vidwatch.config import Config
 from vidwatch.engines.base import Detection
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
-from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion
+from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion, analysis_version
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 
@@ -124,6 +125,19 @@ class ResultWriter:
         self._segment = client.register_script(_SEGMENT)
         self._summary = client.register_script(_SUMMARY)
 
+    @classmethod
+    def from_config(
+        cls, client: redis.Redis, keys: Keys, config: Config, *, engine_kind: str | None = None
+    ) -> ResultWriter:
+        """A writer with the configured stream lengths that stamps ``config``'s analysis version."""
+        return cls(
+            client, keys,
+            events_maxlen=config.redis.events_maxlen,
+            detections_maxlen=config.redis.detections_maxlen,
+            summaries_maxlen=config.redis.summaries_maxlen,
+            analysis=analysis_version(config, engine_kind=engine_kind),
+        )
+
     def write_segment(
         self, video_id: str, segment: int, camera: str, start_ts: float, frames: Sequence[FrameResult]
     ) -> bool:
@@ -187,6 +201,8 @@ class ResultWriter:
             stamped.update(analysis_version=self.analysis.id, analysis=self.analysis.as_json())
         fields = _flat({**stamped, **summary})
         event = _flat(event_fields("done", video_id, path, summary.get("processing", "")))
+        if self.analysis is not None:
+            event += ["analysis_version", self.analysis.id]
         earlier = str(self.client.hget(self.keys.video(video_id), "labels") or "")
         gone = {label for label in earlier.split(",") if label} - set(label_first_pts)
         labels = sorted(set(label_first_pts) | gone)
