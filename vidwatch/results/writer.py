@@ -151,14 +151,13 @@ class ResultWriter:
         per_entry = 12 + len(stamp)
         args: list[Any] = [self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry]
         count = 0
-        first_ts = last_ts = ""
+        times: list[float] = []
         for item in frames:
             if not item.detections:
                 continue
             count += 1
             ts = f"{start_ts + item.pts_s:.3f}"
-            first_ts = first_ts or ts
-            last_ts = ts
+            times.append(float(ts))
             args.extend(
                 (
                     "video_id", video_id,
@@ -171,6 +170,7 @@ class ResultWriter:
                 )
             )
         args[2] = count
+        first_ts, last_ts = (f"{min(times):.3f}", f"{max(times):.3f}") if times else ("", "")
         args.extend((camera, first_ts, last_ts, video_id, str(segment)))
         keys = [
             self.keys.segment_done(video_id, segment),
