@@ -64,6 +64,7 @@ class Submitter:
         self.records = Records(self.client, self.keys, events_maxlen=config.redis.events_maxlen)
         self.rules = PathRules(config.watch)
         self._ingestor: Any = None
+        self._daemon: bool | None = None
 
     # ------------------------------------------------------------------ hand-over
     def submit(self, path: str, *, force: bool = False) -> Submitted:
@@ -74,7 +75,9 @@ class Submitter:
         except OSError as exc:
             raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
         record = self.records.get(video_id)
-        daemon = self.daemon_answers()
+        if self._daemon is None:  # asked once per command
+            self._daemon = self.daemon_answers()
+        daemon = self._daemon
         if record and record.get("state") in TERMINAL:
             if not force:
                 return Submitted(str(resolved), video_id, "known")
