@@ -17,6 +17,7 @@ from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError, VidwatchError
 from vidwatch.logs import setup_logging
 from vidwatch.ops.commands import add_commands as add_ops_commands
+from vidwatch.results.commands import add_commands as add_results_commands
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
     worker.add_argument("--gpu", type=int, default=None, metavar="N",
                         help="pin this worker to GPU N (sets CUDA_VISIBLE_DEVICES; one process owns the GPU)")
+    submit = command("submit", "process files now, the way a dropped file is (through the running daemon if any)")
+    submit.add_argument("paths", nargs="+", metavar="PATH", help="video files inside a watched root")
+    submit.add_argument("--wait", action="store_true", help="wait until each video is done or failed; print it")
+    submit.add_argument("--force", action="store_true",
+                        help="analyse a done or failed file again as a new run (its results are replaced at once)")
+    submit.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
     tail = command("tail", "follow a results stream")
     tail.add_argument("stream", nargs="?", default="events", help="events, summaries or detections:<camera>")
-    tail.add_argument("--group", help="read as this consumer group (entries acknowledged once printed)")
+    tail.add_argument("--group", help="read as this consumer group (created if missing; entries acknowledged once "
+                      "printed; entries a dead member held are taken over)")
     tail.add_argument("--consumer", default="tail", help="consumer name within --group")
     tail.add_argument("--from-start", action="store_true", help="start at the oldest entry, not new ones")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -49,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
     add_ops_commands(sub, common)  # systemd install, doctor, status
+    add_results_commands(sub, common)  # query
     return parser
 
 
@@ -100,6 +109,14 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, concurrency)
     if args.command == "tail":
         return _tail(args, config)
+    if args.command == "submit":
+        from vidwatch.daemon.submit import run_submit
+
+        return run_submit(config, args.paths, force=args.force, wait=args.wait, timeout_s=args.timeout)
+    if args.command == "query":
+        from vidwatch.results.commands import run as run_results_command
+
+        return run_results_command(args, config)
     if args.command in ("systemd", "doctor", "status"):
         from vidwatch.ops.commands import run as run_ops_command
 
@@ -110,19 +127,19 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 def _tail(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.results.connection import connect
     from vidwatch.results.keys import Keys
-    from vidwatch.results.tail import follow, format_entry, stream_key
+    from vidwatch.results.tail import format_entry, stream_key, tail
 
     try:
         key = stream_key(Keys(config.redis.prefix), args.stream)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     client = connect(config.redis)
-    entries = follow(
-        client, key, from_start=args.from_start, group=args.group, consumer=args.consumer,
-        idle_timeout_s=args.idle_timeout,
-    )
-    for seen, (entry_id, fields) in enumerate(entries, start=1):
+
+    def emit(entry_id: str, fields: dict[str, str]) -> None:
         print(format_entry(entry_id, fields, as_json=args.json), flush=True)  # noqa: T201 - the command's output
-        if args.count is not None and seen >= args.count:
-            break
+
+    tail(
+        client, key, emit, from_start=args.from_start, group=args.group, consumer=args.consumer,
+        count=args.count, idle_timeout_s=args.idle_timeout,
+    )
     return 0

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
 from vidwatch.stages import StageConfig
+from vidwatch.timecode import compile_pattern, time_zone
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
 ENV_PREFIX = "VIDWATCH_"
@@ -77,6 +78,27 @@ class WatchConfig(_Section):
         description="Regular expression with a group named 'camera', matched against the path relative to "
         "its root; default: the first folder ('default' for files directly in a root).",
     )
+
+    time_pattern: str | None = Field(
+        None,
+        description="Recording time from the path relative to its root when the container has no creation_time: "
+        "strftime directives (%Y %y %m %d %H %M %S %f, * for any characters within a folder or name), e.g. "
+        "'%Y-%m-%d/%H-%M-%S' for cam1/2026-11-24/12-00-00.mp4; none: the file's mtime minus its duration.",
+    )
+    time_zone: str = Field("UTC", description="Time zone of the times in paths (the recorder's), e.g. Europe/Berlin.")
+
+    @field_validator("time_pattern")
+    @classmethod
+    def _valid_time_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_pattern(value)
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _valid_time_zone(cls, value: str) -> str:
+        time_zone(value)
+        return value
 
     @field_validator("camera_pattern")
     @classmethod
@@ -280,6 +302,14 @@ class WorkerConfig(_Section):
     )
 
 
+class ResultsConfig(_Section):
+    sidecar_dir: Path | None = Field(
+        None,
+        description="Where a JSON file per video (summary + detections) is written, so an archive stays readable "
+        "without Redis; none: no sidecars.",
+    )
+
+
 class LogConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
@@ -309,6 +339,7 @@ class Config(BaseModel):
     summary: SummaryConfig = Field(default_factory=SummaryConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     source: str = Field("defaults", description="Where this configuration came from (set by load_config).")
 
@@ -332,7 +363,10 @@ class Config(BaseModel):
                 "cache_dir": absolute(self.engine.cache_dir or self.paths.state_dir / "engines"),
             }
         )
-        return self.model_copy(update={"watch": watch, "paths": paths, "engine": engine})
+        results = self.results.model_copy(
+            update={"sidecar_dir": absolute(self.results.sidecar_dir) if self.results.sidecar_dir else None}
+        )
+        return self.model_copy(update={"watch": watch, "paths": paths, "engine": engine, "results": results})
 
 
 def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:

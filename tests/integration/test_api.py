@@ -137,7 +137,8 @@ def test_readyz_metrics_and_status_page(api: Served, redis_client: object) -> No
     ready = get(api, "/readyz")
     assert ready.status_code == 503  # no worker
     checks = ready.json()["checks"]
-    assert set(checks) == {"redis", "broker", "roots", "workers", "spool"}
+    assert set(checks) == {"redis", "broker", "roots", "workers", "spool", "consumers"}
+    assert checks["consumers"] == {**checks["consumers"], "ok": True, "detail": {"groups": [], "warnings": []}}
     assert checks["workers"]["detail"]["per_queue"] == {"gpu": [], "cpu": [], "summary": []}
     assert checks["spool"]["ok"] and checks["spool"]["detail"]["free_bytes"] > 0
     assert checks["roots"] == {**checks["roots"], "ok": True, "detail": {str(api.config.watch.roots[0]): "ok"}}

@@ -17,6 +17,7 @@ from vidwatch.api.deps import DaemonView
 from vidwatch.config import Config
 from vidwatch.ops.snapshot import live_workers, workers_by_queue
 from vidwatch.results.keys import Keys
+from vidwatch.results.lag import lag_report
 from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
@@ -77,12 +78,17 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
     def spool_check() -> tuple[bool, Any]:
         return spool_space(config.paths.spool)
 
+    def consumers_check() -> tuple[bool, Any]:
+        """A warning, never "not ready": consumer groups close to losing entries to trimming."""
+        return True, lag_report(daemon.client, keys, config.redis)
+
     return {
         "redis": redis_check,
         "broker": BrokerCheck(config.broker.url.get_secret_value()),
         "roots": roots_check,
         "workers": workers_check,
         "spool": spool_check,
+        "consumers": consumers_check,
     }
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from vidwatch.api.deps import VIDEO_ID, DaemonView, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
-from vidwatch.results.query import MAX_LIMIT, VideoQuery, find_videos, parse_time, summary_of
+from vidwatch.results.query import MAX_LIMIT, TIME_FORMS, VideoQuery, find_videos, parse_time, summary_of
 
 router = APIRouter(tags=["videos"])
 
@@ -46,8 +46,8 @@ def list_videos(
     request: Request,
     camera: str | None = Query(None, max_length=200, description="camera name"),
     label: str | None = Query(None, max_length=200, description="a detected label, e.g. person"),
-    since: str | None = Query(None, max_length=64, description="epoch seconds or ISO 8601"),
-    until: str | None = Query(None, max_length=64, description="epoch seconds or ISO 8601"),
+    since: str | None = Query(None, max_length=64, description=TIME_FORMS),
+    until: str | None = Query(None, max_length=64, description=TIME_FORMS),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
 ) -> VideoList:
     daemon = daemon_of(request)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +29,27 @@ from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceE
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
 from vidwatch.results.records import Records
+from vidwatch.timecode import PathTime
 
 logger = logging.getLogger(__name__)
 
 MAX_PUBLISH_BACKOFF_S = 10.0
 
 
-def recording_start(facts: Probe | None, mtime_ns: int) -> float:
-    """Epoch seconds the recording started: the container's creation_time, else mtime − duration."""
+def recording_start(facts: Probe | None, mtime_ns: int, path_ts: float | None = None) -> float:
+    """Epoch seconds the recording started: the container's creation_time, else the time in its path
+    (``[watch] time_pattern``, parsed by the caller into ``path_ts``), else mtime − duration."""
     if facts is not None and facts.creation_time:
         try:
             stamp = datetime.fromisoformat(facts.creation_time.replace("Z", "+00:00"))
+            if stamp.tzinfo is None:  # MP4/MOV creation_time is UTC
+                stamp = stamp.replace(tzinfo=UTC)
             if stamp.year > 1970:
                 return stamp.timestamp()
         except ValueError:
             logger.debug("unparsable creation_time %r", facts.creation_time)
+    if path_ts is not None:
+        return path_ts
     return mtime_ns / 1e9 - (facts.duration_s if facts else 0.0)
 
 
@@ -72,6 +78,16 @@ class Ingestor:
         self.ledger = ledger
         self.publisher = publisher
         self.queue = queue
+        watch = config.watch
+        self.path_time = PathTime(watch.time_pattern, watch.time_zone) if watch.time_pattern else None
+
+    def time_in_path(self, path: str) -> float | None:
+        """The recording time ``[watch] time_pattern`` finds in ``path`` (relative to its root), or None."""
+        if self.path_time is None:
+            return None
+        source = Path(path)
+        root = self.rules.root_of(source)
+        return self.path_time.parse(source.relative_to(root).as_posix() if root else source.name)
 
     # ------------------------------------------------------------------ stage 1
     def claim(self, path: str, *, final_attempt: bool) -> str | None:
@@ -89,7 +105,7 @@ class Ingestor:
         fields: dict[str, Any] = {
             "camera": self.rules.camera(source),
             "root": str(self.rules.root_of(source) or ""),
-            "start_ts": f"{fp.mtime_ns / 1e9:.3f}",
+            "start_ts": f"{self.time_in_path(path) or fp.mtime_ns / 1e9:.3f}",  # refined once probed
         }
         if not self.ledger.claim(path, fp, fields):
             logger.info("ingest: %s is already known as video %s", path, fp.video_id)
@@ -124,7 +140,8 @@ class Ingestor:
             return None
         self.records.transition(
             video_id, "normalizing",
-            {"start_ts": f"{recording_start(facts, int(record.get('mtime_ns') or 0)):.3f}", **facts.as_record()},
+            {"start_ts": f"{recording_start(facts, int(record.get('mtime_ns') or 0), self.time_in_path(path)):.3f}",
+             **facts.as_record()},
         )
         if spooled.exists():  # spool files appear whole (renamed into place): normalized before a restart
             detail: dict[str, Any] = {"method": "spooled before", **facts.as_record()}

@@ -45,6 +45,16 @@ class Keys:
     def index_label(self, label: str) -> str:
         return self._k("index", "label", label)
 
+    def index_detections(self, camera: str) -> str:
+        """zset: one member per written segment with detections, ``first_id|last_id|video_id|segment|run|last_ts``,
+        scored by the recording time (epoch s) of its first detection: maps a time range to stream ids."""
+        return self._k("index", "detections", camera)
+
+    @property
+    def index_detections_span(self) -> str:
+        """hash: camera -> the longest ``last_ts - first_ts`` of any member of its detections index (s)."""
+        return self._k("index", "detections-span")
+
     # internal
     @property
     def paths(self) -> str:
@@ -76,13 +86,13 @@ class Keys:
         """string: the segment's detections are written (the idempotency marker)."""
         return self._k("segment", video_id, str(segment))
 
-    def join(self, video_id: str) -> str:
-        """hash: segment number -> that segment's partial summary (JSON); the summary joins them."""
-        return self._k("join", video_id)
+    def join(self, video_id: str, run: str = "1") -> str:
+        """hash: segment number -> that segment's partial summary (JSON), per run; the summary joins them."""
+        return self._k("join", video_id, f"r{run}")
 
-    def join_fired(self, video_id: str) -> str:
-        """string: set by the one segment finisher that enqueues the summary."""
-        return self._k("join", video_id, "fired")
+    def join_fired(self, video_id: str, run: str = "1") -> str:
+        """string: set by the one segment finisher of a run that enqueues the summary."""
+        return self._k("join", video_id, f"r{run}", "fired")
 
     def deliveries(self, task_id: str) -> str:
         """counter: how often a task message was delivered (poison-message detection)."""

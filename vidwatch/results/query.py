@@ -1,10 +1,14 @@
 """Indexed look-ups of videos: the ``<prefix>:index:*`` sorted sets, never a stream scan.
 
-Used by ``GET /videos``, the status page and ``vidwatch query``.
+Used by ``GET /videos``, the status page and ``vidwatch query``. Detections are in
+``detections.py``; index members whose stream entries were trimmed are never returned
+(``trim.py``).
 
 >>> parse_time("1700000000")
 1700000000.0
 >>> parse_time("2023-11-14T22:13:20Z")
+1700000000.0
+>>> parse_time("2h", now=1700007200.0)
 1700000000.0
 """
 
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,16 +25,29 @@ from typing import Any
 import redis
 
 from vidwatch.results.keys import Keys
+from vidwatch.results.trim import live_summaries
 
 MAX_LIMIT = 1000
 _CHUNK = 200
 ROW_FIELDS = ("path", "camera", "state", "start_ts", "probe_duration_s", "summary_id", "error", "updated_at")
 
 
-def parse_time(text: str | float | None) -> float | None:
-    """Epoch seconds, or an ISO 8601 time (naive times are UTC); raise ValueError otherwise."""
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+TIME_FORMS = 'epoch seconds, ISO 8601 (naive: UTC), "now", or an age: "90s", "30m", "2h", "1d", "1w" ago'
+
+
+def parse_time(text: str | float | None, *, now: float | None = None) -> float | None:
+    """Epoch seconds from any of :data:`TIME_FORMS`; None for no time; raise ValueError otherwise."""
     if text is None or text == "":
         return None
+    if isinstance(text, str):
+        relative = _RELATIVE.match(text)
+        current = time.time() if now is None else now
+        if relative:
+            return current - float(relative.group(1)) * _UNIT_S[relative.group(2).lower()]
+        if text.strip().lower() == "now":
+            return current
     try:
         value = float(text)
     except ValueError:
@@ -40,7 +59,7 @@ def parse_time(text: str | float | None) -> float | None:
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"expected epoch seconds or an ISO 8601 time, got {text!r}") from None
+        raise ValueError(f"expected {TIME_FORMS}; got {text!r}") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
@@ -65,7 +84,11 @@ class VideoQuery:
 
 
 def find_video_ids(client: redis.Redis, keys: Keys, query: VideoQuery) -> list[tuple[str, float]]:
-    """``(video_id, score)`` pairs, newest first, at most ``query.limit``."""
+    """``(video_id, score)`` pairs, newest first, at most ``query.limit``.
+
+    Only videos whose summary entry is still in the stream; members whose summary was trimmed
+    are removed from the indexes on the way.
+    """
     if query.camera:
         primary, other = keys.index_camera(query.camera), keys.index_label(query.label) if query.label else None
     elif query.label:
@@ -80,7 +103,13 @@ def find_video_ids(client: redis.Redis, keys: Keys, query: VideoQuery) -> list[t
         chunk = client.zrevrangebyscore(primary, high, low, start=offset, num=_CHUNK, withscores=True)
         if not chunk:
             break
-        offset += len(chunk)
+        alive = live_summaries(client, keys, [str(vid) for vid, _ in chunk])
+        dead = [str(vid) for (vid, _), ok in zip(chunk, alive, strict=True) if not ok]
+        if dead:
+            client.zrem(primary, *dead)
+        offset += len(chunk) - len(dead)
+        full = len(chunk) == _CHUNK
+        chunk = [item for item, ok in zip(chunk, alive, strict=True) if ok]
         if other is None:
             found.extend((str(vid), float(score)) for vid, score in chunk)
         else:
@@ -89,7 +118,7 @@ def find_video_ids(client: redis.Redis, keys: Keys, query: VideoQuery) -> list[t
                 pipe.zscore(other, vid)
             found.extend((str(vid), float(score)) for (vid, score), hit in zip(chunk, pipe.execute(), strict=True)
                          if hit is not None)
-        if len(chunk) < _CHUNK:
+        if not full:
             break
     return found[: query.limit]
 
@@ -135,7 +164,7 @@ def summary_of(client: redis.Redis, keys: Keys, video_id: str) -> dict[str, Any]
     entry_id, fields = entries[0]
     out: dict[str, Any] = {"summary_id": entry_id}
     for key, value in fields.items():
-        if key in ("labels", "activity", "thumbnails", "processing"):
+        if key in ("labels", "activity", "thumbnails", "processing", "analysis", "analyzers"):
             try:
                 out[key] = json.loads(value)
             except ValueError:

@@ -56,6 +56,26 @@ return 1
 """
 
 
+# KEYS: video hash, inflight set, events stream; ARGV: video_id, events_maxlen, now, event field/value pairs...
+# A finished video starts a new run: back to ``seen`` with ``run`` + 1. Its summary_id (and so what readers
+# see) stays until the new run's summary replaces it in one step.
+_RERUN = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state ~= 'done' and state ~= 'failed' then return 0 end
+local run = tonumber(redis.call('HGET', KEYS[1], 'run') or '1') + 1
+redis.call('HSET', KEYS[1], 'state', 'seen', 'run', run, 'owner', '', 'published', '', 'error', '',
+           'seen_at', ARGV[3], 'updated_at', ARGV[3], 'rerun_of', state)
+redis.call('SADD', KEYS[2], ARGV[1])
+local event = {}
+for i = 4, #ARGV do event[#event + 1] = ARGV[i] end
+event[#event + 1] = 'run'
+event[#event + 1] = tostring(run)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(event))
+return run
+"""
+
+
 def _flat(mapping: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, value in mapping.items():
@@ -72,6 +92,7 @@ class Records:
         self.events_maxlen = events_maxlen
         self._transition = client.register_script(_TRANSITION)
         self._create = client.register_script(_CREATE)
+        self._rerun = client.register_script(_RERUN)
 
     def get(self, video_id: str) -> dict[str, str]:
         return self.client.hgetall(self.keys.video(video_id))  # type: ignore[return-value]
@@ -108,6 +129,16 @@ class Records:
     def fail(self, video_id: str, reason: str, *, path: str) -> bool:
         """End the video as ``failed`` with ``reason`` and a ``failed`` event (once)."""
         return self.transition(video_id, "failed", {"error": reason}, event="failed", path=path, detail=reason)
+
+    def rerun(self, video_id: str, *, path: str) -> int | None:
+        """Start a new run of a ``done``/``failed`` video (``submit --force``); returns the run number.
+
+        None when the video has no record; 0 when it is still in flight (nothing changes).
+        """
+        event = _flat(event_fields("detected", video_id, path, {"forced": True}))
+        keys = [self.keys.video(video_id), self.keys.inflight, self.keys.events]
+        result = int(self._rerun(keys=keys, args=[video_id, self.events_maxlen, f"{time.time():.3f}", *event]))
+        return None if result < 0 else result
 
     def mark_published(self, video_id: str) -> None:
         """The broker confirmed the video's task message."""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import redis
 
+from vidwatch.results.consumer import StreamConsumer
 from vidwatch.results.keys import Keys
 
 BLOCK_MS = 1000
@@ -25,25 +26,14 @@ def follow(
     key: str,
     *,
     from_start: bool = False,
-    group: str | None = None,
-    consumer: str = "tail",
     idle_timeout_s: float | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[str, dict[str, str]]]:
-    """Yield ``(entry_id, fields)``; with a group, each entry is acknowledged after it is yielded."""
+    """Yield ``(entry_id, fields)`` as they arrive (plain ``XREAD``: nothing is acknowledged)."""
     last_id = "0-0" if from_start else "$"
-    if group:
-        try:
-            client.xgroup_create(key, group, id="0" if from_start else "$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
     idle_since = time.monotonic()
     while not stop():
-        if group:
-            response = client.xreadgroup(group, consumer, {key: ">"}, count=100, block=BLOCK_MS)
-        else:
-            response = client.xread({key: last_id}, count=100, block=BLOCK_MS)
+        response = client.xread({key: last_id}, count=100, block=BLOCK_MS)
         if not response:
             if idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
                 return
@@ -53,8 +43,46 @@ def follow(
             for entry_id, fields in entries:
                 yield entry_id, fields
                 last_id = entry_id
-                if group:
-                    client.xack(key, group, entry_id)
+
+
+def tail(
+    client: redis.Redis,
+    key: str,
+    emit: Callable[[str, dict[str, str]], object],
+    *,
+    from_start: bool = False,
+    group: str | None = None,
+    consumer: str = "tail",
+    count: int | None = None,
+    idle_timeout_s: float | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Call ``emit`` per entry until ``count`` entries, ``idle_timeout_s`` or ``stop()``; returns how many.
+
+    With ``group``, the entries are read as that consumer group's member ``consumer`` (see
+    :class:`StreamConsumer`): each is acknowledged after ``emit`` returned, and entries a dead
+    member of the group held are taken over.
+    """
+    seen = 0
+    if not group:
+        for entry_id, fields in follow(client, key, from_start=from_start, idle_timeout_s=idle_timeout_s, stop=stop):
+            emit(entry_id, fields)
+            seen += 1
+            if count is not None and seen >= count:
+                break
+        return seen
+    reader = StreamConsumer(client, key, group=group, consumer=consumer, start="0" if from_start else "$",
+                            block_ms=BLOCK_MS)
+    idle_since = time.monotonic()
+    while not stop() and (count is None or seen < count):
+        reader.count = min(100, count - seen) if count is not None else 100
+        outcome = reader.poll(emit)
+        seen += outcome.handled
+        if outcome.handled or outcome.failed:
+            idle_since = time.monotonic()
+        elif idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
+            break
+    return seen
 
 
 def format_entry(entry_id: str, fields: dict[str, str], *, as_json: bool) -> str:

@@ -14,50 +14,75 @@ from typing import Any
 
 import redis
 
+from vidwatch.config import Config
 from vidwatch.engines.base import Detection
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
+from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion, analysis_version
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 
-# KEYS: segment marker, detections stream, join hash, join-fired marker
-# ARGV: maxlen, ttl, n entries, fields per entry, segment, partial JSON, n segments, entries...
+# KEYS: segment marker, detections stream, video hash, detections index, detections span hash,
+#       join hash (of this run), join-fired marker (of this run)
+# ARGV: maxlen, marker ttl, n entries, fields per entry, segment, partial JSON, n segments, run,
+#       entries (n * per items), camera, first_ts, last_ts, video_id, segment
+# The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run.
 # Returns {written, complete, fire}: fire is 1 for exactly one caller, the first to see every segment in.
 _SEGMENT = """
+local run = redis.call('HGET', KEYS[3], 'run') or '1'
+if ARGV[8] ~= run then return {0, 0, 0} end
 local written = 0
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local done = redis.call('GET', KEYS[1])
+if not (done and (run == '1' or done == 'r' .. run)) then
   local n = tonumber(ARGV[3])
   local per = tonumber(ARGV[4])
+  local first, last
   for e = 0, n - 1 do
     local entry = {}
-    for i = 8 + e * per, 7 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+    for i = 9 + e * per, 8 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
+    entry[#entry + 1] = 'run'
+    entry[#entry + 1] = run
+    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+    if not first then first = id end
+    last = id
   end
-  redis.call('SET', KEYS[1], n, 'EX', ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
+  if n > 0 then
+    local base = 9 + n * per
+    local member = table.concat({first, last, ARGV[base + 3], ARGV[base + 4], run, ARGV[base + 2]}, '|')
+    redis.call('ZADD', KEYS[4], ARGV[base + 1], member)
+    local span = tonumber(ARGV[base + 2]) - tonumber(ARGV[base + 1])
+    local known = tonumber(redis.call('HGET', KEYS[5], ARGV[base]) or '-1')
+    if span > known then redis.call('HSET', KEYS[5], ARGV[base], tostring(span)) end
+  end
+  redis.call('SET', KEYS[1], 'r' .. run, 'EX', ARGV[2])
+  redis.call('HSET', KEYS[6], ARGV[5], ARGV[6])
+  redis.call('EXPIRE', KEYS[6], ARGV[2])
   written = 1
 end
 local complete = 0
 local fire = 0
-if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[7]) then
+if redis.call('HLEN', KEYS[6]) >= tonumber(ARGV[7]) then
   complete = 1
-  if redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
+  if redis.call('SET', KEYS[7], '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
 end
 return {written, complete, fire}
 """
 
 # KEYS: video, summaries, index time, index camera, inflight, events, label index keys...
-# ARGV: video_id, summaries_maxlen, events_maxlen, start_ts, n_summary, summary..., n_event, event..., label scores...
+# ARGV: video_id, summaries_maxlen, events_maxlen, start_ts, n_summary, summary..., n_event, event...,
+#       label scores ('' removes the video from a label an earlier run had)..., labels (comma-separated)
 _SUMMARY = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'failed' then return false end
 if state == 'done' then return redis.call('HGET', KEYS[1], 'summary_id') end
+local run = redis.call('HGET', KEYS[1], 'run') or '1'
 local ns = tonumber(ARGV[5])
 local summary = {}
 for i = 6, 5 + ns do summary[#summary + 1] = ARGV[i] end
+summary[#summary + 1] = 'run'
+summary[#summary + 1] = run
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(summary))
-redis.call('HSET', KEYS[1], 'state', 'done', 'summary_id', id)
+redis.call('HSET', KEYS[1], 'state', 'done', 'summary_id', id, 'summary_run', run, 'labels', ARGV[#ARGV])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
@@ -66,10 +91,13 @@ local event = {}
 for i = 7 + ns, 6 + ns + ne do event[#event + 1] = ARGV[i] end
 event[#event + 1] = 'summary_id'
 event[#event + 1] = id
+event[#event + 1] = 'run'
+event[#event + 1] = run
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', unpack(event))
 local first_label = 7 + ns + ne
 for k = 7, #KEYS do
-  redis.call('ZADD', KEYS[k], ARGV[first_label + k - 7], ARGV[1])
+  local score = ARGV[first_label + k - 7]
+  if score == '' then redis.call('ZREM', KEYS[k], ARGV[1]) else redis.call('ZADD', KEYS[k], score, ARGV[1]) end
 end
 return id
 """
@@ -100,8 +128,17 @@ class ResultWriter:
     """Writes detections per segment and the summary per video, each exactly once."""
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, *, events_maxlen: int, detections_maxlen: int, summaries_maxlen: int
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        events_maxlen: int,
+        detections_maxlen: int,
+        summaries_maxlen: int,
+        analysis: AnalysisVersion | None = None,
     ) -> None:
+        """``analysis``: stamped on every entry (``analysis_version``) and in full on the summary (``analysis``)."""
+        self.analysis = analysis
         self.client = client
         self.keys = keys
         self.events_maxlen = events_maxlen
@@ -109,6 +146,19 @@ class ResultWriter:
         self.summaries_maxlen = summaries_maxlen
         self._segment = client.register_script(_SEGMENT)
         self._summary = client.register_script(_SUMMARY)
+
+    @classmethod
+    def from_config(
+        cls, client: redis.Redis, keys: Keys, config: Config, *, engine_kind: str | None = None
+    ) -> ResultWriter:
+        """A writer with the configured stream lengths that stamps ``config``'s analysis version."""
+        return cls(
+            client, keys,
+            events_maxlen=config.redis.events_maxlen,
+            detections_maxlen=config.redis.detections_maxlen,
+            summaries_maxlen=config.redis.summaries_maxlen,
+            analysis=analysis_version(config, engine_kind=engine_kind),
+        )
 
     def write_segment(
         self,
@@ -120,45 +170,60 @@ class ResultWriter:
         *,
         partial: dict[str, Any] | None = None,
         segments: int = 1,
+        run: str = "1",
     ) -> SegmentWrite:
         """Append one entry per frame with detections and record the segment's partial, atomically.
 
-        A segment written before (a redelivery) writes nothing again. ``fire`` is true for
-        exactly one caller: the first to find every one of the ``segments`` in.
+        A segment written before in this run (a redelivery) writes nothing again; a task of an
+        earlier run (before a ``submit --force``) writes nothing at all. ``fire`` is true for
+        exactly one caller: the first to find every one of the ``segments`` in. Also indexes the
+        segment's first/last entry ids by recording time (``index:detections:<camera>``).
         """
-        per_entry = 12
+        stamp = ["schema", SCHEMA_VERSION]
+        if self.analysis is not None:
+            stamp += ["analysis_version", self.analysis.id]
+        per_entry = 12 + len(stamp)
         args: list[Any] = [
             self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, segment,
-            json.dumps(partial or {}), segments,
+            json.dumps(partial or {}), segments, run,
         ]
         count = 0
+        times: list[float] = []
         for item in frames:
             if not item.detections:
                 continue
             count += 1
+            ts = f"{start_ts + item.pts_s:.3f}"
+            times.append(float(ts))
             args.extend(
                 (
                     "video_id", video_id,
                     "segment", str(segment),
                     "frame", str(item.frame),
                     "pts", f"{item.pts_s:.3f}",
-                    "ts", f"{start_ts + item.pts_s:.3f}",
+                    "ts", ts,
                     "detections", json.dumps([d.as_json() for d in item.detections]),
+                    *stamp,
                 )
             )
         args[2] = count
+        first_ts, last_ts = (f"{min(times):.3f}", f"{max(times):.3f}") if times else ("", "")
+        args.extend((camera, first_ts, last_ts, video_id, str(segment)))
         keys = [
             self.keys.segment_done(video_id, segment),
             self.keys.detections(camera),
-            self.keys.join(video_id),
-            self.keys.join_fired(video_id),
+            self.keys.video(video_id),
+            self.keys.index_detections(camera),
+            self.keys.index_detections_span,
+            self.keys.join(video_id, run),
+            self.keys.join_fired(video_id, run),
         ]
         written, complete, fire = self._segment(keys=keys, args=args)
         return SegmentWrite(bool(written), bool(complete), bool(fire))
 
-    def partials(self, video_id: str) -> dict[int, dict[str, Any]]:
-        """Every segment's partial recorded so far, by segment number."""
-        raw = self.client.hgetall(self.keys.join(video_id))
+    def partials(self, video_id: str, run: str = "1") -> dict[int, dict[str, Any]]:
+        """Every segment's partial recorded so far in this run, by segment number."""
+        raw = self.client.hgetall(self.keys.join(video_id, run))
         return {int(k): json.loads(v) for k, v in raw.items()}
 
     def write_summary(
@@ -173,10 +238,19 @@ class ResultWriter:
         """Add the summary, index the video and mark it ``done``; returns the summary's entry id.
 
         A second call returns the first call's id and writes nothing. None when the video failed.
+        The entry gets ``schema``, ``run`` and, with an analysis version, ``analysis_version`` and ``analysis``;
+        a rerun (``submit --force``) replaces the record's ``summary_id`` and label indexes in one step.
         """
-        fields = _flat(summary)
+        stamped: dict[str, Any] = {"schema": SCHEMA_VERSION}
+        if self.analysis is not None:
+            stamped.update(analysis_version=self.analysis.id, analysis=self.analysis.as_json())
+        fields = _flat({**stamped, **summary})
         event = _flat(event_fields("done", video_id, path, summary.get("processing", "")))
-        labels = sorted(label_first_pts)
+        if self.analysis is not None:
+            event += ["analysis_version", self.analysis.id]
+        earlier = str(self.client.hget(self.keys.video(video_id), "labels") or "")
+        gone = {label for label in earlier.split(",") if label} - set(label_first_pts)
+        labels = sorted(set(label_first_pts) | gone)
         keys = [
             self.keys.video(video_id),
             self.keys.summaries,
@@ -189,7 +263,8 @@ class ResultWriter:
         args: list[Any] = [
             video_id, self.summaries_maxlen, self.events_maxlen, f"{start_ts:.3f}",
             len(fields), *fields, len(event), *event,
-            *(f"{start_ts + label_first_pts[label]:.3f}" for label in labels),
+            *(f"{start_ts + label_first_pts[label]:.3f}" if label in label_first_pts else "" for label in labels),
+            ",".join(sorted(label_first_pts)),
         ]
         result = self._summary(keys=keys, args=args)
         return str(result) if result else None

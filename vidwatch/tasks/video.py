@@ -35,10 +35,13 @@ from vidwatch.media.condense import condense
 from vidwatch.media.probe import Probe, probe
 from vidwatch.results.connection import connect
 from vidwatch.results.crops import BestCrops
+from vidwatch.results.detections import video_detections
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import TERMINAL, Records
+from vidwatch.results.sidecar import write_sidecar
 from vidwatch.results.timeline import render_timeline
+from vidwatch.results.version import analysis_version
 from vidwatch.results.writer import ResultWriter
 from vidwatch.tasks import join
 from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, time_limits
@@ -84,13 +87,7 @@ class WorkerContext:
             return
         self.client = connect(self.config.redis)
         self.records = Records(self.client, self.keys, events_maxlen=self.config.redis.events_maxlen)
-        self.writer = ResultWriter(
-            self.client,
-            self.keys,
-            events_maxlen=self.config.redis.events_maxlen,
-            detections_maxlen=self.config.redis.detections_maxlen,
-            summaries_maxlen=self.config.redis.summaries_maxlen,
-        )
+        self.writer = ResultWriter.from_config(self.client, self.keys, self.config)
         self._engine = None
         self._pid = os.getpid()
 
@@ -98,12 +95,18 @@ class WorkerContext:
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = load_engine(self.config.engine, self.config.analysis.fps)
+            # results name the engine that actually ran (auto may have fallen back)
+            self.writer.analysis = analysis_version(self.config, engine_kind=self._engine.kind)
         return self._engine
 
     # ------------------------------------------------------------------ shared
     def count_delivery(self, video_id: str, unit: str, path: str) -> None:
-        """Raise :class:`Poison` (after failing the video) when this message keeps coming back."""
-        key = self.keys.deliveries(task_id(video_id, unit))
+        """Raise :class:`Poison` (after failing the video) when this message keeps coming back.
+
+        Counted per run: ``submit --force`` sends the same task ids again.
+        """
+        run = self.client.hget(self.keys.video(video_id), "run") or "1"
+        key = self.keys.deliveries(f"{task_id(video_id, unit)}.r{run}")
         pipe = self.client.pipeline()
         pipe.incr(key)
         pipe.expire(key, DELIVERY_COUNT_TTL_S)
@@ -228,7 +231,8 @@ class WorkerContext:
         )
         start_ts = float(record.get("start_ts") or time.time())
         result = self.writer.write_segment(
-            video_id, k, camera, start_ts, analysis.frames, partial=partial, segments=len(segments)
+            video_id, k, camera, start_ts, analysis.frames, partial=partial, segments=len(segments),
+            run=record.get("run") or "1",
         )
         if result.written and len(segments) > 1:
             self._event("segment_done", video_id, path, {"segment": k, "segments": len(segments), "worker": worker})
@@ -250,7 +254,8 @@ class WorkerContext:
         if not record or state in TERMINAL:
             return state or "unknown"
         segments = json.loads(record.get("segments") or "[[0, 0]]")
-        parts = self.writer.partials(video_id)
+        run = record.get("run") or "1"
+        parts = self.writer.partials(video_id, run)
         if len(parts) < len(segments):
             missing = sorted(set(range(len(segments))) - set(parts))
             self.records.fail(video_id, f"summarize: {path}: segments {missing} never reported", path=path)
@@ -285,6 +290,10 @@ class WorkerContext:
         summary.update(self._summary_extras(video_id, record, list(parts.values()), merged, duration))
         first = {label: stats["first_pts"] for label, stats in merged.labels.items() if stats["first_pts"] is not None}
         summary_id = self.writer.write_summary(video_id, path, camera, start_ts, summary, first)
+        if summary_id and self.config.results.sidecar_dir is not None:
+            entries = video_detections(self.client, self.keys, camera, video_id, run, since=start_ts,
+                                       until=start_ts + duration)
+            write_sidecar(self.config, video_id, summary, entries)
         logger.info(
             "analyze video=%s path=%s done: %d frames, %d segment(s), %.2f s of analysis, summary %s",
             video_id, path, merged.frames, len(segments), wall, summary_id,

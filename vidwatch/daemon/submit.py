@@ -1,0 +1,239 @@
+"""`vidwatch submit PATH... [--wait] [--force]`: process files now, the way a dropped file is.
+
+How a path is handed over, simplest first:
+
+1. A daemon answers on ``[api] listen`` and a token is configured: ``POST /jobs`` (the daemon
+   claims it in its ledger at once).
+2. Otherwise the claim runs here, with :class:`Ingestor` and this command's own ledger identity:
+   when a daemon answers, the claimed video waits on the shared backlog and the daemon takes
+   it over at its next resume check (owners without a heartbeat are taken over); when none
+   answers, this command normalizes and publishes it itself.
+
+``--force`` starts a new *run* of a video that is done or failed (:meth:`Records.rerun`): the
+record goes back to ``seen`` with ``run`` + 1 while its ``summary_id`` keeps pointing at the
+previous run's summary; the new run writes its detections (entries and index tagged with
+``run``) and, in one script, its summary, the record's ``summary_id``/``summary_run`` and the
+label indexes. A reader sees the old results or the new ones, never a mix.
+
+``--wait`` follows the records until every video is done or failed and prints the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from vidwatch.config import Config
+from vidwatch.daemon.fingerprint import fingerprint
+from vidwatch.errors import PublishError, SourceError
+from vidwatch.paths import PathRules
+from vidwatch.results.connection import connect
+from vidwatch.results.keys import Keys
+from vidwatch.results.records import TERMINAL, Records
+
+logger = logging.getLogger(__name__)
+
+API_TIMEOUT_S = 3.0
+WAIT_POLL_S = 0.5
+PUBLISH_ATTEMPTS = 3
+
+
+@dataclass
+class Submitted:
+    path: str
+    video_id: str
+    how: str  # daemon, claimed, processed, rerun, known
+
+
+class Submitter:
+    def __init__(self, config: Config, client: redis.Redis | None = None) -> None:
+        self.config = config
+        self.keys = Keys(config.redis.prefix)
+        self.client = client or connect(config.redis)
+        self.records = Records(self.client, self.keys, events_maxlen=config.redis.events_maxlen)
+        self.rules = PathRules(config.watch)
+        self._ingestor: Any = None
+        self._daemon: bool | None = None
+
+    # ------------------------------------------------------------------ hand-over
+    def submit(self, path: str, *, force: bool = False) -> Submitted:
+        """Hand ``path`` over (see the module's docstring); raise :class:`SourceError` for an unusable path."""
+        resolved = self._inside_root(path)
+        try:
+            video_id = fingerprint(resolved).video_id
+        except OSError as exc:
+            raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
+        record = self.records.get(video_id)
+        if self._daemon is None:  # asked once per command
+            self._daemon = self.daemon_answers()
+        daemon = self._daemon
+        if record and record.get("state") in TERMINAL:
+            if not force:
+                return Submitted(str(resolved), video_id, "known")
+            run = self.records.rerun(video_id, path=record.get("path", str(resolved)))
+            logger.info("submit: video=%s path=%s: run %s", video_id, resolved, run)
+            self._hand_over(video_id, daemon)
+            return Submitted(str(resolved), video_id, "rerun")
+        if record:
+            return Submitted(str(resolved), video_id, "known")  # in flight already
+        if daemon and self.config.api.token is not None:
+            self._post_job(str(resolved))
+            return Submitted(str(resolved), video_id, "daemon")
+        ingestor = self._ingestor_here()
+        ingestor.claim(str(self._as_configured(resolved)), final_attempt=True)
+        return Submitted(str(resolved), video_id, self._hand_over(video_id, daemon))
+
+    def _hand_over(self, video_id: str, daemon: bool) -> str:
+        """Leave a claimed video to the running daemon, or normalize and publish it here."""
+        if daemon:
+            ingestor = self._ingestor_here()
+            ingestor.ledger.enqueue(video_id)
+            return "claimed"
+        self.client.zrem(self.keys.backlog, video_id)
+        ingestor = self._ingestor_here()
+        for attempt in range(PUBLISH_ATTEMPTS):
+            outcome = ingestor.process(video_id) if attempt == 0 else ingestor.publish(
+                video_id, self.records.get(video_id).get("path", ""), attempt
+            )
+            if outcome is None or outcome.confirmed:
+                return "processed"
+            time.sleep(outcome.retry_in_s)
+        ingestor.ledger.enqueue(video_id)  # a daemon started later resumes it
+        raise PublishError(f"submit: video {video_id}: the broker did not confirm after {PUBLISH_ATTEMPTS} attempts")
+
+    def close(self) -> None:
+        if self._ingestor is not None:
+            self._ingestor.publisher.close()
+
+    # ------------------------------------------------------------------ waiting
+    def wait(self, video_ids: list[str], *, timeout_s: float | None) -> dict[str, dict[str, str]]:
+        """Records of ``video_ids`` once each is done or failed (or at the deadline, as they stand)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            records = {vid: self.records.get(vid) for vid in video_ids}
+            if all(r.get("state") in TERMINAL for r in records.values()):
+                return records
+            if deadline is not None and time.monotonic() > deadline:
+                return records
+            time.sleep(WAIT_POLL_S)
+
+    # ------------------------------------------------------------------ helpers
+    def daemon_answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self._url("/healthz"), timeout=API_TIMEOUT_S):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered (unhealthy, but there)
+        except OSError:
+            return False
+
+    def _post_job(self, path: str) -> None:
+        token = self.config.api.token.get_secret_value() if self.config.api.token else ""
+        request = urllib.request.Request(
+            self._url("/jobs"), data=json.dumps({"path": path}).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=API_TIMEOUT_S):
+                return
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            raise SourceError(f"submit: {path}: the daemon refused it ({exc.code}): {detail}") from exc
+
+    def _url(self, route: str) -> str:
+        host = self.config.api.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.config.api.port}{route}"
+
+    def _inside_root(self, path: str) -> Path:
+        resolved = Path(path).resolve()
+        roots = [root.resolve() for root in self.rules.roots]
+        if not any(root in resolved.parents for root in roots):
+            raise SourceError(f"submit: {path}: not inside a watched root ({', '.join(map(str, roots))})")
+        if not resolved.is_file():
+            raise SourceError(f"submit: {path}: not a file")
+        return resolved
+
+    def _as_configured(self, resolved: Path) -> Path:
+        """The path below the root as configured (the daemon ledgers paths that way)."""
+        for root in self.rules.roots:
+            if root.resolve() in resolved.parents:
+                return root / resolved.relative_to(root.resolve())
+        return resolved
+
+    def _ingestor_here(self) -> Any:
+        if self._ingestor is None:
+            from vidwatch.daemon.ingest import Ingestor
+            from vidwatch.daemon.ledger import Ledger
+            from vidwatch.daemon.main import queue_for
+            from vidwatch.daemon.publish import Publisher
+            from vidwatch.tasks.app import make_app
+
+            queue = queue_for(self.config)
+            ledger = Ledger(self.client, self.keys, self.records, f"submit:{socket.gethostname()}:{os.getpid()}")
+            publisher = Publisher(make_app(self.config), queue, self.config.broker.publish_timeout_seconds)
+            self.config.paths.spool.mkdir(parents=True, exist_ok=True)
+            self._ingestor = Ingestor(self.config, self.rules, self.records, ledger, publisher, queue)
+        return self._ingestor
+
+
+def outcome_line(video_id: str, record: dict[str, str]) -> str:
+    state = record.get("state", "unknown")
+    run = record.get("run", "1")
+    if state == "done":
+        extra = f"summary {record.get('summary_id', '')} run {record.get('summary_run', run)}"
+    elif state == "failed":
+        extra = f"error: {record.get('error', '')}"
+    else:
+        extra = f"still {state} (run {run})"
+    return f"{video_id}  {state:<10} {record.get('path', '')}  {extra}"
+
+
+def run_submit(config: Config, paths: list[str], *, force: bool, wait: bool, timeout_s: float | None) -> int:
+    """The command: 0 when every path was handed over (and, with ``wait``, every video is done)."""
+    submitter = Submitter(config)
+    submitted: list[Submitted] = []
+    status = 0
+    try:
+        for path in paths:
+            try:
+                item = submitter.submit(path, force=force)
+            except SourceError as exc:
+                logger.error("%s", exc)
+                status = 1
+                continue
+            submitted.append(item)
+            note = {
+                "daemon": "handed to the daemon", "claimed": "claimed; the daemon takes it over",
+                "processed": "normalized and queued", "rerun": "new run started",
+                "known": "already known (--force to analyse it again)",
+            }[item.how]
+            _out(f"{item.video_id}  {item.path}  {note}")
+    finally:
+        submitter.close()
+    if wait and submitted:
+        records = submitter.wait(sorted({s.video_id for s in submitted}), timeout_s=timeout_s)
+        for video_id, record in records.items():
+            _out(outcome_line(video_id, record))
+            if record.get("state") != "done":
+                status = 1
+    return status
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,80 @@
+"""`vidwatch query`: videos and detections in a recording-time range, from the indexes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from vidwatch.config import Config
+from vidwatch.errors import ConfigError
+from vidwatch.results.query import TIME_FORMS
+
+
+def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    """Register ``query``; ``common`` carries ``-c/--config``."""
+    query = command.add_parser(
+        "query", parents=[common], help="videos and detections by camera, label and recording time",
+        description="Videos (by recording start) and detections (by recorded moment) from the indexes; "
+        f"--since/--until accept {TIME_FORMS}. Both edges are inclusive.",
+    )
+    query.add_argument("--camera", help="one camera (default: all)")
+    query.add_argument("--label", help="a detected label, e.g. person")
+    query.add_argument("--since", help="from this time (inclusive)")
+    query.add_argument("--until", help="to this time (inclusive)")
+    query.add_argument("--what", choices=("videos", "detections", "both"), default="both", help="what to list")
+    query.add_argument("--limit", type=int, default=100, help="at most this many of each (default 100)")
+    query.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from vidwatch.results.connection import connect
+    from vidwatch.results.detections import DetectionQuery, find_detections
+    from vidwatch.results.keys import Keys
+    from vidwatch.results.query import VideoQuery, find_videos, parse_time
+
+    try:
+        since, until = parse_time(args.since), parse_time(args.until)
+        videos_q = VideoQuery(camera=args.camera, label=args.label, since=since, until=until,
+                              limit=min(args.limit, 1000))
+        detections_q = DetectionQuery(camera=args.camera, label=args.label, since=since, until=until,
+                                      limit=args.limit)
+    except ValueError as exc:
+        raise ConfigError(f"query: {exc}") from exc
+    client, keys = connect(config.redis), Keys(config.redis.prefix)
+    result: dict[str, Any] = {"since": since, "until": until}
+    if args.what in ("videos", "both"):
+        result["videos"] = find_videos(client, keys, videos_q)
+    if args.what in ("detections", "both"):
+        result["detections"] = find_detections(client, keys, detections_q)
+    _out(json.dumps(result) if args.json else render(result))
+    return 0
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = []
+    if "videos" in result:
+        lines.append(f"videos ({len(result['videos'])}):")
+        for row in result["videos"]:
+            lines.append(f"  {row['video_id']}  {row['camera']:<10} {_when(row['start_ts'])}  {row['state']:<10} "
+                         f"{row['path']}")
+    if "detections" in result:
+        lines.append(f"detections ({len(result['detections'])}):")
+        for row in result["detections"]:
+            labels = ",".join(sorted({str(d.get("label")) for d in row["detections"]}))
+            lines.append(f"  {_when(row['ts'])}  {row['camera']:<10} {row['video_id']}  "
+                         f"frame {row.get('frame', '?'):>6}  {labels}")
+    return "\n".join(lines)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-" * 23
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
