@@ -38,7 +38,7 @@ def test_poison_and_missing_inputs_fail_once_and_the_worker_carries_on(
     for video_id, fields in videos.items():
         records.create(video_id, {**fields, "path": f"/in/{video_id}.mp4", "camera": "cam1"}, path=f"/in/{video_id}")
         records.transition(video_id, "queued")
-    redis_client.set(keys.deliveries(task_id("poison", "analyze")), config.worker.max_deliveries)
+    redis_client.set(keys.deliveries(f"{task_id('poison', 'analyze')}.r1"), config.worker.max_deliveries)
 
     worker = Proc(["worker", "-c", str(site["config"])], tmp_path / "worker.log")
     try:

@@ -82,9 +82,11 @@ def test_recording_start_order(creation_time: str | None, path_ts: float | None,
 def test_the_ingestor_reads_times_relative_to_the_root(tmp_path: Path) -> None:
     watch = WatchConfig(roots=[tmp_path / "nvr"], time_pattern="%Y-%m-%d/%H-%M-%S", time_zone="UTC")
     config = Config(watch=watch)
-    ingestor = Ingestor(config, PathRules(watch), None, None, None, "cpu")  # type: ignore[arg-type]
+    ingestor = Ingestor(config, PathRules(watch), None, None, None, "cpu", normalizer=None)  # type: ignore[arg-type]
     assert ingestor.time_in_path(str(tmp_path / "nvr/cam1/2026-11-24/12-00-00.mp4")) == _utc(2026, 11, 24, 12)
     assert ingestor.time_in_path(str(tmp_path / "nvr/cam1/other.mp4")) is None
     plain_watch = WatchConfig(roots=[tmp_path])
-    plain = Ingestor(Config(watch=plain_watch), PathRules(plain_watch), None, None, None, "cpu")  # type: ignore[arg-type]
+    plain = Ingestor(
+        Config(watch=plain_watch), PathRules(plain_watch), None, None, None, "cpu", normalizer=None  # type: ignore[arg-type]
+    )
     assert plain.time_in_path(str(tmp_path / "cam1/2026-11-24/12-00-00.mp4")) is None  # no pattern: no path time

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from vidwatch.ops.queues import QueueDepth
 from vidwatch.ops.snapshot import in_flight, live_workers, throughput
 from vidwatch.results.keys import Keys
+from vidwatch.results.lag import group_lags
 from vidwatch.results.records import STATES
 from vidwatch.tasks.app import QUEUES
 
@@ -239,7 +240,24 @@ class _Gauges(Collector):
         yield messages
         yield consumers
 
+    def _lags(self) -> Iterator[Metric]:
+        """Each consumer group's distance from its stream's end: trimming deletes what it has not read."""
+        lag = GaugeMetricFamily("vidwatch_consumer_group_lag", "Entries a consumer group has not read yet",
+                                labels=["stream", "group"])
+        pending = GaugeMetricFamily("vidwatch_consumer_group_pending", "Entries read but not acknowledged",
+                                    labels=["stream", "group"])
+        streams = [self.keys.events, self.keys.summaries,
+                   *sorted(str(k) for k in self.client.scan_iter(match=self.keys.detections("*"), count=1000))]
+        for stream in streams:
+            short = stream.removeprefix(f"{self.keys.prefix}:")
+            for row in group_lags(self.client, stream):
+                lag.add_metric([short, str(row["group"])], float(row["lag"]))
+                pending.add_metric([short, str(row["group"])], float(row["pending"]))
+        yield lag
+        yield pending
+
     def _redis(self) -> Iterator[Metric]:
+        yield from self._lags()
         counts = dict.fromkeys(STATES[:4], 0)
         for row in in_flight(self.client, self.keys):
             counts[row["state"]] = counts.get(row["state"], 0) + 1

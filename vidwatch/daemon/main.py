@@ -40,6 +40,7 @@ from vidwatch.paths import PathRules
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records
+from vidwatch.results.trim import prune_indexes
 from vidwatch.tasks.app import make_app
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ FS_DEADLINE_S = 5.0
 CLAIM_THREADS = 2
 MAX_CLAIMS_IN_FLIGHT = 64
 WALK_BATCH = 500
+PRUNE_EVERY_S = 3600.0
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
@@ -107,6 +109,7 @@ class Daemon:
         self._supervise_observers()
         self._walker = threading.Thread(target=self._walk_loop, name="walker", daemon=True)
         self._walker.start()
+        threading.Thread(target=self._prune_loop, name="index-pruner", daemon=True).start()
         self.normalizer.start()
         for root in self.rules.roots:  # reconcile: whatever arrived while we were down
             self._walk_queue.put(root)
@@ -481,6 +484,17 @@ class Daemon:
         if observer is None:  # inotify watches ran out: poll this root instead
             return self._start_observer(root, "poll")
         return observer
+
+    def _prune_loop(self) -> None:
+        """Hourly: unindex videos whose summaries the streams' MAXLEN trimmed (queries check anyway)."""
+        while not self.stop_event.wait(PRUNE_EVERY_S):
+            try:
+                pruned = prune_indexes(self.client, self.keys)
+            except REDIS_ERRORS as exc:
+                logger.warning("prune: Redis unreachable (%s); next time", exc)
+                continue
+            if pruned:
+                logger.info("prune: %d trimmed video(s) removed from the indexes", pruned)
 
     # ---------------------------------------------------------------- walker thread
     def _walk_loop(self) -> None:

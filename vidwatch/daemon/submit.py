@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -180,6 +181,7 @@ class Submitter:
             from vidwatch.daemon.ingest import Ingestor
             from vidwatch.daemon.ledger import Ledger
             from vidwatch.daemon.main import queue_for
+            from vidwatch.daemon.normalize import Normalizer
             from vidwatch.daemon.publish import Publisher
             from vidwatch.tasks.app import make_app
 
@@ -187,7 +189,10 @@ class Submitter:
             ledger = Ledger(self.client, self.keys, self.records, f"submit:{socket.gethostname()}:{os.getpid()}")
             publisher = Publisher(make_app(self.config), queue, self.config.broker.publish_timeout_seconds)
             self.config.paths.spool.mkdir(parents=True, exist_ok=True)
-            self._ingestor = Ingestor(self.config, self.rules, self.records, ledger, publisher, queue)
+            normalizer = Normalizer(self.config, self.client, self.keys, threading.Event())  # no spool sweeper here
+            self._ingestor = Ingestor(
+                self.config, self.rules, self.records, ledger, publisher, queue, normalizer=normalizer
+            )
         return self._ingestor
 
 

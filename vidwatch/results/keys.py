@@ -87,7 +87,10 @@ class Keys:
         return self._k("segment", video_id, str(segment))
 
     def join(self, video_id: str, run: str = "1") -> str:
-        """hash: segment number -> that segment's partial summary (JSON), per run; the summary joins them."""
+        """hash: segment number -> that segment's partial summary (JSON), per run; the summary joins them.
+
+        ``join(video_id, "")`` is the prefix the segment script appends the run to.
+        """
         return self._k("join", video_id, f"r{run}")
 
     def join_fired(self, video_id: str, run: str = "1") -> str:

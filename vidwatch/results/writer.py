@@ -22,15 +22,15 @@ from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion, analysis_v
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 
-# KEYS: segment marker, detections stream, video hash, detections index, detections span hash,
-#       join hash (of this run), join-fired marker (of this run)
-# ARGV: maxlen, marker ttl, n entries, fields per entry, segment, partial JSON, n segments, run,
-#       entries (n * per items), camera, first_ts, last_ts, video_id, segment
-# The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run.
-# Returns {written, complete, fire}: fire is 1 for exactly one caller, the first to see every segment in.
+# KEYS: segment marker, detections stream, video hash, detections index, detections span hash
+# ARGV: maxlen, marker ttl, n entries, fields per entry, segment, partial JSON, n segments,
+#       join key prefix (the run is appended), entries (n * per items), camera, first_ts, last_ts, video_id, segment
+# The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run, into
+# that run's join hash. Returns {written, complete, fire}: fire is 1 for exactly one caller, the
+# first to see every segment of the run in.
 _SEGMENT = """
 local run = redis.call('HGET', KEYS[3], 'run') or '1'
-if ARGV[8] ~= run then return {0, 0, 0} end
+local join = ARGV[8] .. run
 local written = 0
 local done = redis.call('GET', KEYS[1])
 if not (done and (run == '1' or done == 'r' .. run)) then
@@ -55,15 +55,15 @@ if not (done and (run == '1' or done == 'r' .. run)) then
     if span > known then redis.call('HSET', KEYS[5], ARGV[base], tostring(span)) end
   end
   redis.call('SET', KEYS[1], 'r' .. run, 'EX', ARGV[2])
-  redis.call('HSET', KEYS[6], ARGV[5], ARGV[6])
-  redis.call('EXPIRE', KEYS[6], ARGV[2])
+  redis.call('HSET', join, ARGV[5], ARGV[6])
+  redis.call('EXPIRE', join, ARGV[2])
   written = 1
 end
 local complete = 0
 local fire = 0
-if redis.call('HLEN', KEYS[6]) >= tonumber(ARGV[7]) then
+if redis.call('HLEN', join) >= tonumber(ARGV[7]) then
   complete = 1
-  if redis.call('SET', KEYS[7], '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
+  if redis.call('SET', join .. ':fired', '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
 end
 return {written, complete, fire}
 """
@@ -108,6 +108,9 @@ class SegmentWrite:
     written: bool  # False: this segment was written before (a redelivery)
     complete: bool  # every segment of the video is in
     fire: bool  # this caller is the one that found it complete first
+
+    def __bool__(self) -> bool:
+        return self.written
 
 
 @dataclass(frozen=True)
@@ -170,12 +173,10 @@ class ResultWriter:
         *,
         partial: dict[str, Any] | None = None,
         segments: int = 1,
-        run: str = "1",
     ) -> SegmentWrite:
         """Append one entry per frame with detections and record the segment's partial, atomically.
 
-        A segment written before in this run (a redelivery) writes nothing again; a task of an
-        earlier run (before a ``submit --force``) writes nothing at all. ``fire`` is true for
+        A segment written before in this run (a redelivery) writes nothing again. ``fire`` is true for
         exactly one caller: the first to find every one of the ``segments`` in. Also indexes the
         segment's first/last entry ids by recording time (``index:detections:<camera>``).
         """
@@ -185,7 +186,7 @@ class ResultWriter:
         per_entry = 12 + len(stamp)
         args: list[Any] = [
             self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, segment,
-            json.dumps(partial or {}), segments, run,
+            json.dumps(partial or {}), segments, self.keys.join(video_id, ""),
         ]
         count = 0
         times: list[float] = []
@@ -215,8 +216,6 @@ class ResultWriter:
             self.keys.video(video_id),
             self.keys.index_detections(camera),
             self.keys.index_detections_span,
-            self.keys.join(video_id, run),
-            self.keys.join_fired(video_id, run),
         ]
         written, complete, fire = self._segment(keys=keys, args=args)
         return SegmentWrite(bool(written), bool(complete), bool(fire))

@@ -231,8 +231,7 @@ class WorkerContext:
         )
         start_ts = float(record.get("start_ts") or time.time())
         result = self.writer.write_segment(
-            video_id, k, camera, start_ts, analysis.frames, partial=partial, segments=len(segments),
-            run=record.get("run") or "1",
+            video_id, k, camera, start_ts, analysis.frames, partial=partial, segments=len(segments)
         )
         if result.written and len(segments) > 1:
             self._event("segment_done", video_id, path, {"segment": k, "segments": len(segments), "worker": worker})
