@@ -12,6 +12,8 @@ Each ratio is measured in the same run, baseline and candidate interleaved, best
    (The processes run the segment code the Celery tasks run, without the broker round trips.)
 4. the same motion analysis written by hand as a single-process ``cv2.VideoCapture`` loop ÷
    vidwatch's worker pipeline: speed-up — goal ≥ 1.5×.
+5. writing a segment's results to Redis (one atomic script: detections, index, partial) ÷ the
+   segment's analysis wall time — goal ≤ 0.05. Needs Redis at 127.0.0.1:6379 (a private key prefix).
 """
 
 from __future__ import annotations
@@ -180,19 +182,56 @@ def versus_hand_loop(video: Path, repeats: int) -> None:
           f"-> speed-up {hand_s / ours_s:.2f}x (goal >= 1.5x)")
 
 
+def write_cost(video: Path, repeats: int) -> None:
+    import uuid
+
+    import redis
+
+    from vidwatch.results.keys import Keys
+    from vidwatch.results.writer import ResultWriter
+    from vidwatch.tasks import join
+
+    config = config_for(engine__kind="opencv", engine__detectors="motion,person", analysis__fps="5")
+    facts = probe(video)
+    engine = load_engine(config.engine, config.analysis.fps)
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    keys = Keys(f"vwbench-{uuid.uuid4().hex[:8]}")
+    writer = ResultWriter.from_config(client, keys, config)
+    try:
+        analyse_s = write_s = float("inf")
+        frames = 0
+        for attempt in range(repeats):
+            started = time.perf_counter()
+            analysis = analyze(video, facts, config, engine, duration_s=min(60.0, facts.duration_s))
+            analyse_s = min(analyse_s, time.perf_counter() - started)
+            partial = join.partial(analysis, start_s=0.0, end_s=analysis.duration_s, wall_s=analyse_s, worker="bench",
+                                   thumbnail=None, thumbnail_area=0.0)
+            frames = sum(1 for f in analysis.frames if f.detections)
+            started = time.perf_counter()
+            writer.write_segment(f"bench{attempt}", 0, "bench", time.time(), analysis.frames, partial=partial)
+            write_s = min(write_s, time.perf_counter() - started)
+    finally:
+        stale = list(client.scan_iter(match=f"{keys.prefix}:*", count=1000))
+        if stale:
+            client.delete(*stale)
+    print(f"5. results of a {min(60.0, facts.duration_s):.0f} s segment ({frames} entries): written in "
+          f"{write_s * 1000:.1f} ms, analysed in {analyse_s:.1f} s -> ratio {write_s / analyse_s:.4f} (goal <= 0.05)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", type=int, choices=[1, 2, 3, 4], help="run one figure")
+    parser.add_argument("--only", type=int, choices=[1, 2, 3, 4, 5], help="run one figure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         video = make_video(folder / "bench.mp4", args.seconds, args.height)
         print(f"video: {args.seconds} s at {args.height}p30")
         steps = {1: lambda: fed_engine(video, args.repeats, folder), 2: lambda: decode_floor(video, args.repeats),
-                 3: lambda: scaling(video, args.repeats), 4: lambda: versus_hand_loop(video, args.repeats)}
+                 3: lambda: scaling(video, args.repeats), 4: lambda: versus_hand_loop(video, args.repeats),
+                 5: lambda: write_cost(video, args.repeats)}
         for number, step in steps.items():
             if args.only in (None, number):
                 step()
