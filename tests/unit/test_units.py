@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -72,6 +73,8 @@ def test_verify_reports_what_it_would_ignore(analyze: str, tmp_path: Path) -> No
 
 def test_units_carry_this_install(tmp_path: Path) -> None:
     install = install_for(tmp_path, ["/srv/nvr", "/mnt/nas two"], "/var/lib/vidwatch")
+    # where this checkout lives (a clone under /tmp, say) must not change what is asserted
+    install = dataclasses.replace(install, command=("/opt/vidwatch/bin/vidwatch",))
     units = render(install)
     daemon, worker = units["vidwatch-daemon.service"], units["vidwatch-worker@.service"]
     config = f'"{tmp_path / "conf dir" / "vidwatch.toml"}"'
