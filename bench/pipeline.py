@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines import yolov8n_sized  # bench/engines.py
+from engines import best_of, yolov8n_sized  # bench/engines.py
 
 from vidwatch.config import Config, load_config
 from vidwatch.engines import load_engine
@@ -56,15 +55,6 @@ def make_video(path: Path, seconds: int, height: int) -> Path:
         check=True, timeout=3600,
     )
     return path
-
-
-def best(repeats: int, func: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def config_for(**overrides: str) -> Config:
@@ -90,8 +80,8 @@ def fed_engine(video: Path, repeats: int, folder: Path) -> None:
 
     engine_s = pipeline_s = float("inf")
     for _ in range(repeats):
-        engine_s = min(engine_s, best(1, engine_only))
-        pipeline_s = min(pipeline_s, best(1, pipeline))
+        engine_s = min(engine_s, best_of(1, engine_only))
+        pipeline_s = min(pipeline_s, best_of(1, pipeline))
     n = len(frames)
     print(f"1. onnx: pipeline {n / pipeline_s:.1f} frames/s, engine alone {n / engine_s:.1f} frames/s "
           f"-> ratio {engine_s / pipeline_s:.2f} (goal >= 0.9)")
@@ -111,8 +101,8 @@ def decode_floor(video: Path, repeats: int) -> None:
 
     decode_s = pipeline_s = float("inf")
     for _ in range(repeats):
-        decode_s = min(decode_s, best(1, decode))
-        pipeline_s = min(pipeline_s, best(1, pipeline))
+        decode_s = min(decode_s, best_of(1, decode))
+        pipeline_s = min(pipeline_s, best_of(1, pipeline))
     frames = facts.duration_s * facts.fps
     print(f"2. motion at {facts.fps:g} fps on {MOTION_SIZE} px frames: pipeline {frames / pipeline_s:.0f} frames/s, "
           f"decode-only {frames / decode_s:.0f} frames/s -> ratio {decode_s / pipeline_s:.2f} (goal >= 0.8)")
@@ -137,8 +127,8 @@ def scaling(video: Path, repeats: int) -> None:
 
     one = two = float("inf")
     for _ in range(repeats):
-        one = min(one, best(1, lambda: run(1)))
-        two = min(two, best(1, lambda: run(2)))
+        one = min(one, best_of(1, lambda: run(1)))
+        two = min(two, best_of(1, lambda: run(2)))
     print(f"3. {len(segments)} segments: 1 worker process {one:.1f} s, 2 worker processes {two:.1f} s "
           f"-> ratio {two / one:.2f} (goal <= 0.6)")
 
@@ -176,8 +166,8 @@ def versus_hand_loop(video: Path, repeats: int) -> None:
 
     hand_s = ours_s = float("inf")
     for _ in range(repeats):
-        hand_s = min(hand_s, best(1, lambda: hand_loop(video, 5, config)))
-        ours_s = min(ours_s, best(1, ours))
+        hand_s = min(hand_s, best_of(1, lambda: hand_loop(video, 5, config)))
+        ours_s = min(ours_s, best_of(1, ours))
     print(f"4. motion at 5 fps, {frames[0]} frames: cv2.VideoCapture loop {hand_s:.1f} s, vidwatch {ours_s:.1f} s "
           f"-> speed-up {hand_s / ours_s:.2f}x (goal >= 1.5x)")
 

@@ -11,32 +11,16 @@ import re
 import select
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
 from tests import media_corpus as corpus
 from tests.helpers import wait_for
+from tests.integration.test_daemon import running
 from vidwatch.config import Config, load_config
-from vidwatch.daemon import Daemon
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.results.keys import Keys
-
-
-@contextmanager
-def running(config: Config) -> Iterator[Daemon]:
-    daemon = Daemon(config)
-    daemon.start()
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop_event.set()
-        thread.join(timeout=10)
-        daemon.stop()
 
 
 def make_config(site: dict, **normalize: object) -> Config:
