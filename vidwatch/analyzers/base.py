@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from vidwatch.registry import Registry
+
 if TYPE_CHECKING:
     from vidwatch.engines.base import Detection
 
@@ -51,23 +53,16 @@ class Analyzer(Protocol):
 
 
 Factory = Callable[[AnalyzerSettings, Context], Analyzer]
-_REGISTRY: dict[str, Factory] = {}
+_REGISTRY: Registry[Factory] = Registry("analyzer")
 
 
 def register(name: str) -> Callable[[Factory], Factory]:
-    """Register an analyzer factory under its settings' ``type``; a duplicate is an error."""
-
-    def decorator(factory: Factory) -> Factory:
-        if name in _REGISTRY:
-            raise ValueError(f"analyzer {name!r} registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+    """Register a factory under its settings' ``type``; a duplicate is an error."""
+    return _REGISTRY.register(name)
 
 
 def registered() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def build(settings: list[AnalyzerSettings], context: Context) -> list[Analyzer]:

@@ -17,6 +17,7 @@ import numpy as np
 from vidwatch.config import EngineConfig
 from vidwatch.engines import gpu
 from vidwatch.errors import EngineError, EngineUnavailable
+from vidwatch.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -72,23 +73,16 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[[EngineConfig, float], Engine]
-_REGISTRY: dict[str, EngineFactory] = {}
+_REGISTRY: Registry[EngineFactory] = Registry("engine kind", EngineError)
 
 
 def register(kind: str) -> Callable[[EngineFactory], EngineFactory]:
-    """Register an engine factory under ``kind``; a duplicate kind is an error."""
-
-    def decorator(factory: EngineFactory) -> EngineFactory:
-        if kind in _REGISTRY:
-            raise EngineError(f"engine kind {kind!r} registered twice")
-        _REGISTRY[kind] = factory
-        return factory
-
-    return decorator
+    """Register a factory under ``kind``; a duplicate is an error."""
+    return _REGISTRY.register(kind)
 
 
 def registered() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def choose_kind(config: EngineConfig) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from vidwatch.errors import VidwatchError
+from vidwatch.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -92,23 +93,16 @@ class Stage(Protocol):
 
 
 Factory = Callable[[StageSettings], Stage]
-_REGISTRY: dict[str, Factory] = {}
+_REGISTRY: Registry[Factory] = Registry("stage")
 
 
 def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a stage factory under its settings' ``type``; a duplicate is an error."""
-
-    def decorator(factory: Factory) -> Factory:
-        if name in _REGISTRY:
-            raise ValueError(f"stage {name!r} registered twice")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+    """Register a factory under its settings' ``type``; a duplicate is an error."""
+    return _REGISTRY.register(name)
 
 
 def registered() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def build(settings: list[StageSettings]) -> list[Stage]:
