@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes ([worker] concurrency)")
     worker.add_argument("--gpu", type=int, default=None, metavar="N",
                         help="pin this worker to GPU N (sets CUDA_VISIBLE_DEVICES; one process owns the GPU)")
+    worker.add_argument("--pool", choices=["auto", "prefork", "threads"], default=None,
+                        help="prefork: processes with an engine each; threads: one process, segments feed one "
+                        "batcher ([worker] pool)")
+    worker.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="segments a threads-pool worker analyses at once ([worker] threads)")
     submit = command("submit", "process files now, the way a dropped file is (through the running daemon if any)")
     submit.add_argument("paths", nargs="+", metavar="PATH", help="video files inside a watched root")
     submit.add_argument("--wait", action="store_true", help="wait until each video is done or failed; print it")
@@ -92,21 +97,24 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run_daemon(config)
     if args.command == "worker":
-        from vidwatch.tasks.worker import run_worker
+        from vidwatch.tasks.worker import choose_pool, run_worker
 
         queues = [q.strip() for q in args.queues.split(",") if q.strip()]
         unknown = sorted(set(queues) - {"gpu", "cpu", "summary"})
         if unknown or not queues:
             raise ConfigError(f"--queues: unknown queue(s) {unknown or queues}: expected gpu, cpu, summary")
-        concurrency = args.concurrency or config.worker.concurrency
+        for flag, value in (("--concurrency", args.concurrency), ("--threads", args.threads)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{flag}: expected at least 1, got {value}")
         if args.gpu is not None:
             if args.gpu < 0:
                 raise ConfigError(f"--gpu: expected a GPU index >= 0, got {args.gpu}")
             # before anything can create a CUDA context: the engine loads in the pool process
             os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
             os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-            concurrency = 1
-        return run_worker(config, queues, concurrency)
+        pool, concurrency = choose_pool(config, pool=args.pool, gpu=args.gpu is not None,
+                                        concurrency=args.concurrency, threads=args.threads)
+        return run_worker(config, queues, concurrency, pool=pool)
     if args.command == "tail":
         return _tail(args, config)
     if args.command == "submit":

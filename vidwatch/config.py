@@ -192,6 +192,10 @@ class EngineConfig(_Section):
     kind: Literal["auto", "tensorrt", "onnx", "opencv"] = Field("auto", description="Inference engine.")
     model: Path | None = Field(None, description="ONNX model for the onnx and tensorrt engines.")
     batch: int = Field(8, ge=1, le=256, description="Frames per inference batch.")
+    batch_timeout_ms: float = Field(
+        20.0, ge=0, le=10_000, description="Longest a batch waits, from its first frame, for more frames to fill it "
+        "(from any segment the worker process analyses); it leaves at once when no segment can add one.",
+    )
     detectors: list[Literal["motion", "person"]] = Field(
         default_factory=lambda: ["motion", "person"], description="opencv engine: which classical detectors run."
     )
@@ -290,7 +294,15 @@ class SummaryConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker`.")
+    concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker` (prefork pool).")
+    pool: Literal["auto", "prefork", "threads"] = Field(
+        "auto", description="prefork: `concurrency` processes, each with its own engine (CPU engines); threads: "
+        "one process whose `threads` tasks feed one engine batcher (one per GPU); auto: threads for `--gpu` or "
+        "a tensorrt engine, else prefork.",
+    )
+    threads: int = Field(
+        2, ge=1, le=64, description="Tasks (segments) one threads-pool worker process analyses at once.",
+    )
     heartbeat_seconds: float = Field(5.0, gt=0, description="Period of the worker's liveness key in Redis.")
     max_deliveries: int = Field(
         3, ge=1, le=100, description="A task delivered more often than this is poison: its video fails, "

@@ -13,6 +13,8 @@ import redis
 
 from tests.e2e.processes import Proc
 from tests.helpers import wait_for
+from tests.models import square_detector
+from vidwatch.ops.snapshot import live_workers
 from vidwatch.results.keys import Keys
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -100,3 +102,50 @@ def test_segments_on_two_workers_match_one_pass_and_survive_a_killed_worker(
     frames = [f["frame"] for _, f in redis_client.xrange(keys.detections("default")) if f["video_id"] == second_id]
     assert len(frames) == len(set(frames)) > 100
     assert redis_client.hget(keys.video(second_id), "state") == "done"
+
+
+def test_a_gpu_style_worker_runs_segments_as_threads_feeding_one_batcher(
+    site: dict, redis_client: redis.Redis, ffmpeg: str, tmp_path: Path
+) -> None:
+    """`vidwatch worker --pool threads`: one process, segments at once, one engine; the same summary as one pass."""
+    keys = Keys(site["prefix"])
+    config = ["-c", str(site["config"])]
+    model = square_detector(tmp_path / "models" / "squares.onnx")
+    base_env = {"VIDWATCH_WATCH__SETTLE_SECONDS": "0.5", "VIDWATCH_ANALYSIS__FPS": "5",
+                "VIDWATCH_ENGINE__KIND": "onnx", "VIDWATCH_ENGINE__MODEL": str(model), "VIDWATCH_ENGINE__BATCH": "4"}
+    one_pass = drifting_square_ts(tmp_path / "src" / "a.ts", 30, 1)
+    segmented = drifting_square_ts(tmp_path / "src" / "b.ts", 30, 2)
+    daemon = Proc(["daemon", *config], tmp_path / "daemon.log", base_env)
+    worker = Proc(["worker", *config], tmp_path / "w0.log", {**base_env, "VIDWATCH_ANALYSIS__SEGMENT_SECONDS": "1000"})
+    try:
+        shutil.copy(one_pass, site["inbox"] / "a.ts")
+        first_id = wait_for(lambda: video_id_of(redis_client, keys, site["inbox"] / "a.ts"), timeout_s=60,
+                            what="the first video to be detected")
+        reference = wait_for(lambda: summary_of(redis_client, keys, first_id), timeout_s=120,
+                             what="the one-pass summary")
+        worker.stop()
+
+        worker = Proc(["worker", "--pool", "threads", "--threads", "3", *config], tmp_path / "w1.log",
+                      {**base_env, "VIDWATCH_ANALYSIS__SEGMENT_SECONDS": "5"})
+        shutil.copy(segmented, site["inbox"] / "b.ts")
+        second_id = wait_for(lambda: video_id_of(redis_client, keys, site["inbox"] / "b.ts"), timeout_s=60,
+                             what="the second video to be detected")
+        summary = wait_for(lambda: summary_of(redis_client, keys, second_id), timeout_s=180,
+                           what="the segmented summary")
+        (beat,) = wait_for(lambda: [w for w in live_workers(redis_client, keys) if w.get("batch_calls")],
+                           timeout_s=30, what="the worker's heartbeat with its batcher's counts")
+    finally:
+        daemon.stop()
+        worker.stop()
+
+    assert beat["pool"] == "threads:3"
+    processing = json.loads(summary["processing"])
+    assert processing["segments"] == 6 and processing["engine"] == "onnx"
+    assert isinstance(processing["worker"], str), "every segment ran in the one worker process"
+    assert 0 < beat["batch_fill"] <= 1 and 0 < processing["batch_fill"] <= 1
+    assert summary["frames_analyzed"] == reference["frames_analyzed"] == "150"
+    assert json.loads(summary["activity"]) == json.loads(reference["activity"])
+    labels = json.loads(summary["labels"])
+    assert labels["square"]["tracks"] == json.loads(reference["labels"])["square"]["tracks"] == 1
+    frames = [f["frame"] for _, f in redis_client.xrange(keys.detections("default")) if f["video_id"] == second_id]
+    assert len(frames) == len(set(frames)) == 150

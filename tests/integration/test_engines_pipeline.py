@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests.models import square_detector
 from vidwatch.analyzers import EdgesSettings, GroundSettings, SharpnessSettings
 from vidwatch.config import AnalysisConfig, Config, EngineConfig
 from vidwatch.engines import Detection, create_engine
+from vidwatch.engines.batcher import Batcher
 from vidwatch.media import probe
 from vidwatch.tasks.pipeline import analyze
 
@@ -166,3 +168,49 @@ def test_a_pipelined_engine_gets_several_batches_per_call(ffmpeg: str, tmp_path:
     result = analyze(clip, probe(clip), config, engine)  # type: ignore[arg-type]
     assert result.summary.frames == 20
     assert engine.calls[:2] == [8, 8] and sum(engine.calls) == 20
+
+
+def test_segments_in_threads_through_one_batcher_find_what_each_finds_alone(
+    clips: dict[str, Path], model: Path
+) -> None:
+    """Two segments analysed at once in one process share the engine's batches; each result is unchanged."""
+    config = _config(model, batch=8)
+    clip = clips["320x240"]
+    facts = probe(clip)
+    engine = create_engine(config.engine, config.analysis.fps)
+    engine.load()
+    cuts = [(0.0, 3.0), (3.0, None)]
+    alone = [analyze(clip, facts, config, engine, start_s=s, duration_s=d, track_base=1000 * k)
+             for k, (s, d) in enumerate(cuts)]
+
+    def load() -> object:
+        shared = create_engine(config.engine, config.analysis.fps)
+        shared.load()
+        return shared
+
+    batcher = Batcher(load, batch=8, timeout_s=0.05)
+    batcher.start()
+    together: dict[int, object] = {}
+
+    def run(k: int) -> None:
+        start_s, duration_s = cuts[k]
+        with batcher.stream() as stream:
+            together[k] = analyze(clip, facts, config, stream, start_s=start_s, duration_s=duration_s,
+                                  track_base=1000 * k)
+
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(len(cuts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        batcher.close()
+    assert sorted(together) == [0, 1]
+    for k, reference in enumerate(alone):
+        result = together[k]
+        assert [(f.frame, [(d.label, d.box, d.track) for d in f.detections]) for f in result.frames] == [
+            (f.frame, [(d.label, d.box, d.track) for d in f.detections]) for f in reference.frames
+        ]
+        assert result.engine_frames == reference.engine_frames == len(reference.frames)
+    assert batcher.stats.frames == sum(r.engine_frames for r in alone)

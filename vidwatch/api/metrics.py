@@ -274,6 +274,21 @@ class _Gauges(Collector):
         for queue in QUEUES:
             per_queue.add_metric([queue], sum(1 for w in workers if queue in w["queues"]))
         yield per_queue
+        fill = GaugeMetricFamily(
+            "vidwatch_worker_batch_fill",
+            "A threads-pool worker's engine batches: frames per batch ÷ [engine] batch since it started",
+            labels=["worker"],
+        )
+        mixed = CounterMetricFamily(
+            "vidwatch_worker_batches_mixed", "Engine calls that carried frames of more than one segment",
+            labels=["worker"],
+        )
+        for worker in workers:
+            if "batch_fill" in worker:
+                fill.add_metric([worker["name"]], worker["batch_fill"])
+                mixed.add_metric([worker["name"]], worker["batch_mixed"])
+        yield fill
+        yield mixed
         fps = GaugeMetricFamily(
             "vidwatch_worker_frames_per_second", "Frames/s of each analysing process's newest video",
             labels=["worker", "engine"],

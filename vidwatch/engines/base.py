@@ -60,6 +60,9 @@ class Engine(Protocol):
     """Load once per worker process, then ``infer`` batches of frames of one video in order."""
 
     kind: str
+    # True: detections depend on earlier frames of the video (background models), so the
+    # engine resets per segment, sees the pre-roll, and is never shared between segments
+    stateful: bool
 
     def load(self) -> None: ...
 

@@ -57,6 +57,7 @@ class OnnxEngine:
     """letterbox → ONNX Runtime → YOLO decode + NMS, for any batch the model accepts."""
 
     kind = "onnx"
+    stateful = False
 
     def __init__(self, config: EngineConfig, fps: float) -> None:
         if config.model is None:

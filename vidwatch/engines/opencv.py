@@ -21,6 +21,7 @@ class OpenCVEngine:
     """Motion (MOG2 gated by frame differencing, see :mod:`vidwatch.engines.motion`) and HOG people."""
 
     kind = "opencv"
+    stateful = True  # motion: background models learn the video
 
     def __init__(self, config: EngineConfig, fps: float) -> None:
         self.detectors = set(config.detectors)

@@ -207,6 +207,7 @@ class TensorRTEngine:
     """letterbox (into page-locked memory) → TensorRT → YOLO decode + NMS."""
 
     kind = "tensorrt"
+    stateful = False
     pipelined_batches = SLOTS  # the pipeline hands over this many batches per infer(): uploads overlap
 
     def __init__(self, config: EngineConfig, fps: float) -> None:

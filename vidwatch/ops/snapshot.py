@@ -78,6 +78,10 @@ def live_workers(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
                 "queues": queues,
                 "engine": fields.get("engine", ""),
                 "pid": fields.get("pid", ""),
+                "pool": fields.get("pool", ""),
+                # a threads-pool worker's batcher: frames per batch ÷ [engine] batch, calls, mixed calls
+                **({"batch_fill": float(fields["batch_fill"]), "batch_calls": int(fields.get("batch_calls", 0)),
+                    "batch_mixed": int(fields.get("batch_mixed", 0))} if fields.get("batch_fill") else {}),
             }
         )
     return workers

@@ -20,6 +20,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,8 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from vidwatch import stages
 from vidwatch.config import Config
-from vidwatch.engines import Engine, choose_kind, load_engine
+from vidwatch.engines import choose_kind, load_engine
+from vidwatch.engines.batcher import BatcherPool, Stream
 from vidwatch.errors import EngineError, SourceError
 from vidwatch.media.condense import condense
 from vidwatch.media.probe import Probe, probe
@@ -47,6 +50,7 @@ from vidwatch.tasks import join
 from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, time_limits
 from vidwatch.tasks.pipeline import analyze, save_thumbnail
 from vidwatch.tasks.segments import keyframe_times, plan
+from vidwatch.tasks.threadpool import RUNNING, Cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +72,23 @@ class Poison(Exception):
     """A message delivered more often than ``max_deliveries``."""
 
 
-class WorkerContext:
-    """Redis clients and the engine, created lazily in each pool process (after the fork)."""
+Check = Callable[[], None] | None  # called once per analysed frame; raises to stop the task
 
-    def __init__(self, config: Config, app: Celery) -> None:
+
+class WorkerContext:
+    """Redis clients and the engine's batchers, created lazily in each pool process (after the fork).
+
+    ``threaded``: tasks are threads of one process (the GPU worker's pool), whose
+    segments share one batcher, and whose time limits the analysis loop checks.
+    """
+
+    def __init__(self, config: Config, app: Celery, *, threaded: bool = False) -> None:
         self.config = config
         self.app = app
+        self.threaded = threaded
         self.keys = Keys(config.redis.prefix)
         self._pid: int | None = None
-        self._engine: Engine | None = None
+        self._batchers: BatcherPool | None = None
         self._stages: list[Any] | None = None
         self.client: redis.Redis
         self.records: Records
@@ -88,16 +100,37 @@ class WorkerContext:
         self.client = connect(self.config.redis)
         self.records = Records(self.client, self.keys, events_maxlen=self.config.redis.events_maxlen)
         self.writer = ResultWriter.from_config(self.client, self.keys, self.config)
-        self._engine = None
+        engine = self.config.engine
+        self._batchers = BatcherPool(lambda: load_engine(engine, self.config.analysis.fps),
+                                     batch=engine.batch, timeout_s=engine.batch_timeout_ms / 1000)
         self._pid = os.getpid()
 
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = load_engine(self.config.engine, self.config.analysis.fps)
+    @contextmanager
+    def feed(self) -> Iterator[Stream]:
+        """A stream into this process's engine (loaded on first use, in the batcher's thread)."""
+        if self._batchers is None:
+            raise EngineError("worker: feed() before ensure()")
+        with self._batchers.stream() as stream:
             # results name the engine that actually ran (auto may have fallen back)
-            self.writer.analysis = analysis_version(self.config, engine_kind=self._engine.kind)
-        return self._engine
+            self.writer.analysis = analysis_version(self.config, engine_kind=self._batchers.engine_kind)
+            yield stream
+
+    def batch_stats(self) -> dict[str, str]:
+        """This process's batcher counts, for the worker's heartbeat."""
+        if self._batchers is None:
+            return {}
+        stats = self._batchers.stats()
+        fill = stats.fill(self.config.engine.batch)
+        return {
+            "batch_fill": "" if fill is None else str(fill),
+            "batch_calls": str(stats.calls),
+            "batch_frames": str(stats.frames),
+            "batch_mixed": str(stats.mixed_calls),
+        }
+
+    def engine_kind(self) -> str:
+        kind = self._batchers.engine_kind if self._batchers is not None else None
+        return kind or choose_kind(self.config.engine)[0]
 
     # ------------------------------------------------------------------ shared
     def count_delivery(self, video_id: str, unit: str, path: str) -> None:
@@ -125,7 +158,7 @@ class WorkerContext:
         """Run ``step``; a permanent error fails the video (once), a transient one propagates."""
         try:
             return step()
-        except (*REDIS_ERRORS, Poison):
+        except (*REDIS_ERRORS, Poison, Cancelled):
             raise
         except SoftTimeLimitExceeded:
             self.records.fail(video_id, f"analyze: {path}: time limit exceeded", path=path)
@@ -143,7 +176,7 @@ class WorkerContext:
         return spool, probe(spool)
 
     # ------------------------------------------------------------------ analyze_video
-    def analyze_video(self, video_id: str, worker: str, queue: str) -> str:
+    def analyze_video(self, video_id: str, worker: str, queue: str, check: Check = None) -> str:
         """Plan the segments; analyse a one-segment video here, fan a longer one out."""
         self.ensure()
         record = self.records.get(video_id)
@@ -159,14 +192,14 @@ class WorkerContext:
             video_id, "processing", {"worker": worker}, event="started" if state != "processing" else None,
             path=path, detail={"worker": worker},
         )
-        return self._guarded(video_id, path, lambda: self._plan_and_run(video_id, worker, queue))
+        return self._guarded(video_id, path, lambda: self._plan_and_run(video_id, worker, queue, check))
 
-    def _plan_and_run(self, video_id: str, worker: str, queue: str) -> str:
+    def _plan_and_run(self, video_id: str, worker: str, queue: str, check: Check) -> str:
         record = self.records.get(video_id)
         spool, facts = self._spool_facts(record)
         segments = self._segments(video_id, record, spool, facts)
         if len(segments) == 1:
-            return self._segment(video_id, 0, worker, record, spool, facts, segments)
+            return self._segment(video_id, 0, worker, record, spool, facts, segments, check)
         for k, (_, length) in enumerate(segments):
             soft, hard = time_limits(self.config, length)
             self.app.send_task(
@@ -187,7 +220,7 @@ class WorkerContext:
         return json.loads(self.client.hget(self.keys.video(video_id), "segments") or "[]")
 
     # ------------------------------------------------------------------ analyze_segment
-    def analyze_segment(self, video_id: str, segment: int, worker: str) -> str:
+    def analyze_segment(self, video_id: str, segment: int, worker: str, check: Check = None) -> str:
         self.ensure()
         record = self.records.get(video_id)
         state, path = record.get("state", ""), record.get("path", "")
@@ -197,13 +230,14 @@ class WorkerContext:
 
         def step() -> str:
             spool, facts = self._spool_facts(record)
-            return self._segment(video_id, segment, worker, record, spool, facts, json.loads(record["segments"]))
+            segments = json.loads(record["segments"])
+            return self._segment(video_id, segment, worker, record, spool, facts, segments, check)
 
         return self._guarded(video_id, path, step)
 
     def _segment(
         self, video_id: str, k: int, worker: str, record: dict[str, str], spool: Path, facts: Probe,
-        segments: list[list[float]],
+        segments: list[list[float]], check: Check = None,
     ) -> str:
         path, camera = record.get("path", ""), record.get("camera", "default")
         start_s, length_s = segments[k]
@@ -214,11 +248,12 @@ class WorkerContext:
                         {"segment": k, "segments": len(segments), "percent": round(100 * fraction, 1)})
 
         crops = BestCrops(min_side_px=self.config.summary.crop_min_px) if self.config.summary.crops else None
-        analysis = analyze(
-            spool, facts, self.config, self.engine, camera=camera, start_s=start_s,
-            duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
-            crops=crops,
-        )
+        with self.feed() as stream:
+            analysis = analyze(
+                spool, facts, self.config, stream, camera=camera, start_s=start_s,
+                duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
+                crops=crops, check=check,
+            )
         wall_s = time.monotonic() - started
         crop_entries = crops.write(self.config.paths.state_dir / "crops" / video_id) if crops is not None else {}
         thumbs = self.config.paths.state_dir / "thumbnails"
@@ -278,7 +313,7 @@ class WorkerContext:
             "processing": {
                 "wall_s": round(wall, 3),
                 "fps": round(merged.frames / wall, 2),
-                "engine": getattr(self._engine, "kind", None) or choose_kind(self.config.engine)[0],
+                "engine": self.engine_kind(),
                 "worker": merged.workers[0] if len(merged.workers) == 1 else merged.workers,
                 "segments": len(segments),
                 "batch_fill": batch_fill(list(parts.values()), self.config.engine.batch),
@@ -340,13 +375,24 @@ def batch_fill(parts: list[dict[str, Any]], batch: int) -> float | None:
     return round(frames / (calls * batch), 3) if calls else None
 
 
-def register_tasks(app: Celery, config: Config) -> WorkerContext:
-    """Register the analysis tasks on ``app``."""
-    context = WorkerContext(config, app)
+def register_tasks(app: Celery, config: Config, *, threaded: bool = False) -> WorkerContext:
+    """Register the analysis tasks on ``app`` (``threaded``: for :class:`~vidwatch.tasks.threadpool.ThreadPool`)."""
+    context = WorkerContext(config, app, threaded=threaded)
+
+    def limits_check(task: Task, video_id: str) -> Check:
+        """In the thread pool: the per-frame check of this task's limits, and what its hard limit does."""
+        limits = RUNNING.get(task.request.id) if threaded else None
+        if limits is None:
+            return None
+        limits.on_hard = lambda: context.fail(video_id, f"analyze: video {video_id}: hard time limit exceeded")
+        return limits.check
 
     def guarded(task: Task, video_id: str, run: Any) -> str:
         try:
             return run()
+        except Cancelled:
+            logger.warning("task %s: cancelled; its message returns to the queue", task.request.id)
+            raise
         except Poison as exc:
             logger.error("%s; dead-lettered", exc)
             raise Reject(str(exc), requeue=False) from exc
@@ -359,10 +405,12 @@ def register_tasks(app: Celery, config: Config) -> WorkerContext:
     for queue in ("gpu", "cpu"):
 
         def analyze_video(task: Task, video_id: str, queue: str = queue) -> str:
-            return guarded(task, video_id, lambda: context.analyze_video(video_id, worker_name(), queue))
+            check = limits_check(task, video_id)
+            return guarded(task, video_id, lambda: context.analyze_video(video_id, worker_name(), queue, check))
 
         def analyze_segment(task: Task, video_id: str, segment: int) -> str:
-            return guarded(task, video_id, lambda: context.analyze_segment(video_id, segment, worker_name()))
+            check = limits_check(task, video_id)
+            return guarded(task, video_id, lambda: context.analyze_segment(video_id, segment, worker_name(), check))
 
         app.task(name=ANALYZE_TASK[queue], bind=True, max_retries=MAX_RETRIES)(analyze_video)
         app.task(name=SEGMENT_TASK[queue], bind=True, max_retries=MAX_RETRIES)(analyze_segment)

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -18,15 +18,40 @@ from vidwatch.engines import choose_kind
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.tasks.app import dead_letter_queue, make_app
+from vidwatch.tasks.threadpool import ThreadPool
 from vidwatch.tasks.video import register_tasks
 
 logger = logging.getLogger(__name__)
 
 
-class Heartbeat:
-    """Writes ``<prefix>:worker:<name>`` with a TTL while the worker runs (what /readyz reads)."""
+def choose_pool(
+    config: Config, *, pool: str | None = None, gpu: bool = False, concurrency: int | None = None,
+    threads: int | None = None,
+) -> tuple[str, int]:
+    """(pool, concurrency) of a worker: the threads pool is one process whose tasks share an engine.
 
-    def __init__(self, config: Config, name: str, queues: Sequence[str]) -> None:
+    >>> choose_pool(Config(), gpu=True)
+    ('threads', 2)
+    >>> choose_pool(Config(), concurrency=3)
+    ('prefork', 3)
+    """
+    chosen = pool or config.worker.pool
+    if chosen == "auto":
+        chosen = "threads" if gpu or choose_kind(config.engine)[0] == "tensorrt" else "prefork"
+    if chosen == "threads":
+        return "threads", threads or config.worker.threads
+    # a GPU is owned by one process: a CUDA context per process would split its memory
+    return "prefork", 1 if gpu else (concurrency or config.worker.concurrency)
+
+
+class Heartbeat:
+    """Writes ``<prefix>:worker:<name>`` with a TTL while the worker runs (what /readyz reads).
+
+    ``stats``: extra fields read at each beat (a threads-pool worker's batcher counts).
+    """
+
+    def __init__(self, config: Config, name: str, queues: Sequence[str],
+                 stats: Callable[[], dict[str, str]] | None = None) -> None:
         self.client = connect(config.redis)
         self.key = Keys(config.redis.prefix).worker(name)
         self.period_s = config.worker.heartbeat_seconds
@@ -36,6 +61,7 @@ class Heartbeat:
             "engine": choose_kind(config.engine)[0],
             "pid": str(os.getpid()),
         }
+        self.stats = stats
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="worker-heartbeat", daemon=True)
 
@@ -53,7 +79,7 @@ class Heartbeat:
         while not self._stop.is_set():
             try:
                 pipe = self.client.pipeline()
-                pipe.hset(self.key, mapping=self.fields)
+                pipe.hset(self.key, mapping={**self.fields, **(self.stats() if self.stats else {})})
                 pipe.expire(self.key, int(self.period_s * 3) + 1)
                 pipe.execute()
             except redis.RedisError as exc:
@@ -61,21 +87,25 @@ class Heartbeat:
             self._stop.wait(self.period_s)
 
 
-def run_worker(config: Config, queues: Sequence[str], concurrency: int) -> int:
+def run_worker(config: Config, queues: Sequence[str], concurrency: int, *, pool: str = "prefork") -> int:
     """Run until stopped (SIGTERM: warm shutdown; unacknowledged work returns to the queue)."""
     app = make_app(config)
-    register_tasks(app, config)
+    threaded = pool == "threads"
+    context = register_tasks(app, config, threaded=threaded)
     with app.connection_for_write() as connection:  # poison messages need somewhere to go
         dead_letter_queue()(connection.default_channel).declare()
     name = f"vidwatch-{os.getpid()}@{socket.gethostname()}"
-    heartbeat = Heartbeat(config, name, queues)
+    heartbeat = Heartbeat(config, name, queues, stats=context.batch_stats if threaded else None)
+    heartbeat.fields["pool"] = f"{pool}:{concurrency}"
+    logger.info("worker %s: queues %s, pool %s, %s %d", name, ",".join(queues), pool,
+                "threads" if threaded else "processes", concurrency)
     signals.worker_ready.connect(heartbeat.start, weak=False)
     signals.worker_shutdown.connect(heartbeat.stop, weak=False)
     worker = app.Worker(
         hostname=name,
         queues=list(queues),
         concurrency=concurrency,
-        pool="prefork",
+        pool=ThreadPool if threaded else "prefork",
         loglevel=config.log.level,
         without_gossip=True,
         without_mingle=True,
