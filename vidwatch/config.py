@@ -309,8 +309,9 @@ class WorkerConfig(_Section):
         "the message is dead-lettered to the 'dead' queue."
     )
     task_time_limit_seconds: float = Field(
-        1500.0, ge=30, description="Hard limit of one task; keep it below RabbitMQ's consumer_timeout "
-        "(30 min by default), or the broker closes the channel and the task loops."
+        1500.0, ge=1, description="Hard limit of one task (the soft limit, which fails the video, comes 30 s "
+        "or a tenth earlier); keep it below RabbitMQ's consumer_timeout (30 min by default), or the broker "
+        "closes the channel and the task loops."
     )
 
 

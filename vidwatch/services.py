@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -107,7 +108,36 @@ def _rabbit_tool(name: str) -> str | None:
     return str(direct) if direct.exists() else shutil.which(name)
 
 
-def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
+def advanced_config(rabbit_env: Mapping[str, int | bool]) -> str:
+    """An ``advanced.config`` that sets these keys of the ``rabbit`` application (Erlang terms).
+
+    Keys must be plain Erlang atoms; values integers or booleans (what the timers and limits take).
+
+    >>> advanced_config({"consumer_timeout": 5000, "channel_tick_interval": 250})
+    '[{rabbit, [{consumer_timeout, 5000}, {channel_tick_interval, 250}]}].\\n'
+    """
+    terms = []
+    for key, value in rabbit_env.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise ValueError(f"rabbit setting: expected a lower-case Erlang atom, got {key!r}")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = str(value)
+        else:
+            raise ValueError(f"rabbit setting {key}: expected an int or a bool, got {value!r}")
+        terms.append(f"{{{key}, {text}}}")
+    return f"[{{rabbit, [{', '.join(terms)}]}}].\n"
+
+
+def start_rabbitmq(url: str, state_dir: Path, *, rabbit_env: Mapping[str, int | bool] | None = None) -> PrivateService:
+    """Start a private RabbitMQ node for ``url`` (data under ``state_dir``); return once it answers.
+
+    ``rabbit_env`` sets keys of the ``rabbit`` application through an advanced.config,
+    including those rabbitmq.conf has no name for, e.g. ``{"consumer_timeout": 5000,
+    "channel_tick_interval": 250}`` (both in ms; the broker checks the consumer timeout once
+    per channel tick, 60 s by default). None: the broker's defaults.
+    """
     binary = _rabbit_tool("rabbitmq-server")
     if binary is None:
         raise ConfigError(
@@ -133,6 +163,12 @@ def start_rabbitmq(url: str, state_dir: Path) -> PrivateService:
         "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
         "ERL_CRASH_DUMP": str(folder / "log" / "erl_crash.dump"),
     }
+    advanced = folder / "advanced.config"
+    if rabbit_env:
+        advanced.write_text(advanced_config(rabbit_env))
+        env["RABBITMQ_ADVANCED_CONFIG_FILE"] = str(advanced)
+    else:
+        advanced.unlink(missing_ok=True)  # a restart without settings must not look as if it had them
     proc = spawn([binary], env=env, log_path=str(folder / "log" / "console.log"), cwd=str(folder))
     logger.info("started private rabbitmq-server %s on port %d (data in %s)", node, port, folder)
     default_vhost = urlparse(url)._replace(path="/").geturl()

@@ -29,14 +29,23 @@ def queue_arguments(config: Config) -> dict[str, object]:
     return arguments
 
 
+def soft_limit(hard_s: float) -> float:
+    """The soft limit under a hard one: 30 s (a tenth of a short limit) to record the failure.
+
+    >>> soft_limit(1500.0), soft_limit(3.0)
+    (1470.0, 2.7)
+    """
+    return hard_s - min(30.0, hard_s / 10)
+
+
 def time_limits(config: Config, media_s: float) -> tuple[float, float]:
     """(soft, hard) limits for analysing ``media_s`` seconds of video, under the configured cap.
 
-    RabbitMQ cancels a consumer whose delivery stays unacknowledged past consumer_timeout
-    (30 min by default): a task must end, or be killed, well before that.
+    RabbitMQ closes the channel of a consumer whose delivery stays unacknowledged past
+    consumer_timeout (30 min by default): a task must end, or be killed, well before that.
     """
     hard = min(config.worker.task_time_limit_seconds, 120.0 + 4.0 * media_s)
-    return hard - min(30.0, hard / 10), hard
+    return soft_limit(hard), hard
 
 
 def make_app(config: Config) -> Celery:
@@ -59,7 +68,7 @@ def make_app(config: Config) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         task_time_limit=config.worker.task_time_limit_seconds,
-        task_soft_time_limit=config.worker.task_time_limit_seconds - 30,
+        task_soft_time_limit=soft_limit(config.worker.task_time_limit_seconds),
         task_publish_retry=False,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
