@@ -92,9 +92,11 @@ def slow_clip(site: dict, ffmpeg: str) -> Path:
     return moving_square_clip(spool / "slow.mp4", seconds=60, size="640x480", fps=10, move_to_s=58)
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_time_limit_below_consumer_timeout_fails_the_video_once_and_the_worker_goes_on(
-    site: dict, redis_client: redis.Redis, broker_url: str, slow_clip: Path, tmp_path: Path
+    site: dict, redis_client: redis.Redis, broker_url: str, slow_clip: Path, tmp_path: Path, pool: str
 ) -> None:
+    """Both pools: prefork (Celery's limits, signals) and threads (the per-frame check of the GPU worker)."""
     env = _worker_env(broker_url, BELOW_S)
     config = load_config(site["config"], environ=env)
     keys = Keys(site["prefix"])
@@ -102,7 +104,7 @@ def test_time_limit_below_consumer_timeout_fails_the_video_once_and_the_worker_g
     short = moving_square_clip(config.paths.spool / "short.mp4", seconds=1, size="320x240", fps=10,
                                move_from_s=0.2, move_to_s=0.8)
 
-    worker = Proc(["worker", "-c", str(site["config"])], tmp_path / "worker.log", env)
+    worker = Proc(["worker", "--pool", pool, "-c", str(site["config"])], tmp_path / "worker.log", env)
     try:
         _queue(records, config, "slow", slow_clip)
         wait_for(lambda: records.get("slow").get("state") in ("done", "failed"), timeout_s=60,

@@ -147,7 +147,10 @@ class ThreadPool(CeleryThreadPool):
                  accept_callback: Any = None, **options: Any) -> ApplyResult:
         task_id = options.get("correlation_id")
         if task_id is not None:
-            RUNNING.expect(task_id, options.get("soft_timeout"), options.get("timeout"))
+            # the message's own limits, else the worker's ([worker] task_time_limit_seconds)
+            soft = options.get("soft_timeout") or self.options.get("soft_timeout")
+            hard = options.get("timeout") or self.options.get("timeout")
+            RUNNING.expect(task_id, soft, hard)
         result = super().on_apply(target, args, kwargs, callback, accept_callback, **options)
         if task_id is not None:
             result.f.add_done_callback(lambda _: RUNNING.done(task_id))

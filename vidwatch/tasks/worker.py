@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from celery import signals
+from celery.exceptions import TimeLimitExceeded
 
 from vidwatch.config import Config
 from vidwatch.engines import choose_kind
@@ -19,7 +20,7 @@ from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.tasks.app import dead_letter_queue, make_app
 from vidwatch.tasks.threadpool import ThreadPool
-from vidwatch.tasks.video import register_tasks
+from vidwatch.tasks.video import WorkerContext, register_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,21 @@ class Heartbeat:
             self._stop.wait(self.period_s)
 
 
+def _hard_limit(context: WorkerContext, *, exception: BaseException | None = None, args: Sequence[Any] = (),
+                task_id: str = "", **_: Any) -> None:
+    """A task killed at its hard time limit (prefork: in the parent) fails its video, once.
+
+    The soft limit fails it from inside the task; a task stuck where the soft limit cannot
+    reach it is killed and its message acknowledged, so this is the video's last word.
+    """
+    if not isinstance(exception, TimeLimitExceeded) or not args:
+        return
+    try:
+        context.fail(str(args[0]), f"analyze: video {args[0]}: hard time limit exceeded ({task_id})")
+    except redis.RedisError as exc:
+        logger.error("task %s: hard time limit exceeded; could not fail video %s: %s", task_id, args[0], exc)
+
+
 def run_worker(config: Config, queues: Sequence[str], concurrency: int, *, pool: str = "prefork") -> int:
     """Run until stopped (SIGTERM: warm shutdown; unacknowledged work returns to the queue)."""
     app = make_app(config)
@@ -100,6 +116,7 @@ def run_worker(config: Config, queues: Sequence[str], concurrency: int, *, pool:
     logger.info("worker %s: queues %s, pool %s, %s %d", name, ",".join(queues), pool,
                 "threads" if threaded else "processes", concurrency)
     signals.worker_ready.connect(heartbeat.start, weak=False)
+    signals.task_failure.connect(lambda **kw: _hard_limit(context, **kw), weak=False)
     signals.worker_shutdown.connect(heartbeat.stop, weak=False)
     worker = app.Worker(
         hostname=name,
