@@ -1,7 +1,8 @@
 """Pipeline benchmark: is the engine fed, is decode the floor, do segments scale, does it beat a hand loop?
 
 Run: ``.venv/bin/python bench/pipeline.py [--seconds 120] [--height 720]``
-(``--seconds 600 --height 1080`` for the issue's 10-minute 1080p video: much longer).
+(``--seconds 600 --height 1080 --only 3`` for the issue's 10-minute 1080p video: about
+15 minutes on 2 cores; ``--keep FILE`` keeps the clip, ``--video FILE`` reuses it).
 
 Each ratio is measured in the same run, baseline and candidate interleaved, best of ``--repeats``:
 1. onnx engine (YOLOv8n-sized model built by bench/engines.py): pipeline analysed frames/s ÷ the
@@ -223,11 +224,17 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", type=int, choices=[1, 2, 3, 4, 5], help="run one figure")
+    parser.add_argument("--video", type=Path, help="reuse this clip (made by an earlier run with --keep)")
+    parser.add_argument("--keep", type=Path, help="make the clip here and keep it, for a later --video")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        video = make_video(folder / "bench.mp4", args.seconds, args.height)
-        print(f"video: {args.seconds} s at {args.height}p30")
+        if args.video is not None:
+            video = args.video
+        else:
+            video = make_video(args.keep or folder / "bench.mp4", args.seconds, args.height)
+        facts = probe(video)
+        print(f"video: {facts.duration_s:.0f} s at {facts.height}p{facts.fps:g}")
         steps = {1: lambda: fed_engine(video, args.repeats, folder), 2: lambda: decode_floor(video, args.repeats),
                  3: lambda: scaling(video, args.repeats), 4: lambda: versus_hand_loop(video, args.repeats),
                  5: lambda: write_cost(video, args.repeats)}
