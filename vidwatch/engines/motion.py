@@ -22,6 +22,7 @@ FRAME_DELTA_THRESHOLD = 12  # grey levels: a blob counts as moving only where th
 MIN_MOVING_FRACTION = 0.02  # of a blob's pixels that must have changed since the previous frame
 
 Polygon = Sequence[tuple[float, float]]
+_MAX_16_BIT_LABEL = 0xFFFF
 
 
 def _label_type(shape: tuple[int, ...]) -> int:
@@ -33,7 +34,7 @@ def _label_type(shape: tuple[int, ...]) -> int:
     (True, True)
     """
     height, width = shape[:2]
-    return cv2.CV_16U if ((height + 1) // 2) * ((width + 1) // 2) + 1 <= np.iinfo(np.uint16).max else cv2.CV_32S
+    return cv2.CV_16U if ((height + 1) // 2) * ((width + 1) // 2) + 1 <= _MAX_16_BIT_LABEL else cv2.CV_32S
 
 
 def region_mask(regions: Sequence[Polygon], width: int, height: int) -> np.ndarray | None:
