@@ -22,6 +22,19 @@ FRAME_DELTA_THRESHOLD = 12  # grey levels: a blob counts as moving only where th
 MIN_MOVING_FRACTION = 0.02  # of a blob's pixels that must have changed since the previous frame
 
 Polygon = Sequence[tuple[float, float]]
+_MAX_16_BIT_LABEL = 0xFFFF
+
+
+def _label_type(shape: tuple[int, ...]) -> int:
+    """16-bit labels where they cannot overflow: labelling runs ~2x faster than with 32-bit ones.
+
+    Connected-component labelling hands out at most one provisional label per 2x2 block.
+
+    >>> _label_type((180, 320)) == cv2.CV_16U, _label_type((720, 1280)) == cv2.CV_32S
+    (True, True)
+    """
+    height, width = shape[:2]
+    return cv2.CV_16U if ((height + 1) // 2) * ((width + 1) // 2) + 1 <= _MAX_16_BIT_LABEL else cv2.CV_32S
 
 
 def region_mask(regions: Sequence[Polygon], width: int, height: int) -> np.ndarray | None:
@@ -78,22 +91,27 @@ class MotionDetector:
         previous, self._previous = self._previous, grey
         if previous is None:
             return []
-        foreground = cv2.morphologyEx((mask == 255).astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
+        # 1 where a pixel differs from the last frame; none at all: no blob can be moving
+        _, changed = cv2.threshold(cv2.absdiff(grey, previous), FRAME_DELTA_THRESHOLD, 1, cv2.THRESH_BINARY)
+        if not cv2.countNonZero(changed):
+            return []
+        _, foreground = cv2.threshold(mask, 254, 1, cv2.THRESH_BINARY)  # 255: foreground (127: shadow)
+        foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, self._kernel)
         regions = self._region_mask(frame.shape[1], frame.shape[0])
         if regions is not None:
             foreground &= regions
-        changed = cv2.absdiff(grey, previous) > FRAME_DELTA_THRESHOLD
-        count, _, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
-        found = []
+        count, _, stats, _ = cv2.connectedComponentsWithStats(
+            foreground, connectivity=8, ltype=_label_type(foreground.shape)
+        )
         min_area = self.min_area * scale * scale
-        for x, y, w, h, area in stats[1:count]:
-            if area < min_area:
-                continue
-            moving = changed[y : y + h, x : x + w].mean()
+        blobs = stats[1:count]
+        found = []
+        for x, y, w, h, _area in blobs[blobs[:, cv2.CC_STAT_AREA] >= min_area].tolist():
+            moving = cv2.countNonZero(changed[y : y + h, x : x + w]) / (w * h)
             if moving < MIN_MOVING_FRACTION:
                 continue
-            score = float(min(1.0, moving * 4))
-            box = (float(x / scale), float(y / scale), float((x + w) / scale), float((y + h) / scale))
+            score = min(1.0, moving * 4)
+            box = (x / scale, y / scale, (x + w) / scale, (y + h) / scale)
             found.append(Detection("motion", score, box))
         return found
 
