@@ -211,3 +211,57 @@ def test_the_inline_stream_runs_what_was_submitted_when_a_result_is_needed(engin
     assert engine.calls == []
     assert tags([stream.result(f) for f in futures]) == [1, 2, 3]
     assert engine.calls == [[1, 2, 3]] and stream.batches == 1 and stream.frames == 3
+
+
+class GatedEngine(TagEngine):
+    """Blocks in infer until ``gate`` is set: a long engine call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def infer(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        self.gate.wait(30)
+        return super().infer(frames)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_waiting_stream_runs_its_check_and_what_it_raises_ends_the_wait() -> None:
+    engine = GatedEngine()
+    batcher = started(engine, batch=1)
+    checks: list[int] = []
+
+    def check() -> None:
+        checks.append(1)
+        if len(checks) >= 2:
+            raise Stop
+
+    try:
+        with batcher.stream() as s, pytest.raises(Stop):
+            s.result(s.submit(frame(1)), timeout_s=30, check=check)  # the engine call is still running
+    finally:
+        engine.gate.set()
+        batcher.close()
+    assert len(checks) == 2
+
+
+def test_frames_of_a_stream_that_stopped_early_are_dropped() -> None:
+    engine = GatedEngine()
+    batcher = started(engine, batch=1)
+    try:
+        with batcher.stream() as early:
+            running = early.submit(frame(1))
+            wait_for(lambda: not batcher._queue, timeout_s=10, what="the first frame to reach the engine")
+            left = [early.submit(frame(t)) for t in (2, 3)]
+        assert all(f.cancelled() for f in left)
+        engine.gate.set()
+        with batcher.stream() as later:
+            assert tags([later.result(later.submit(frame(9)), timeout_s=10)]) == [9]
+        assert running.result(10)
+    finally:
+        engine.gate.set()
+        batcher.close()
+    assert engine.calls == [[1], [9]]

@@ -36,6 +36,8 @@ from vidwatch.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
+CHECK_EVERY_S = 0.1  # a stream waiting for results runs its check (time limits) this often
+
 
 @dataclass(slots=True)
 class _Item:
@@ -81,13 +83,26 @@ class Stream:
         """Run ``fn(engine)`` in the engine's thread, after the frames submitted so far; its result."""
         return self.result(self._batcher._put(_Item(None, Future(), self, fn)))
 
-    def result(self, future: Future[Any], timeout_s: float | None = None) -> Any:
-        """Wait for ``future``; while this stream waits, the batcher does not wait for its frames."""
+    def result(self, future: Future[Any], timeout_s: float | None = None,
+               check: Callable[[], None] | None = None) -> Any:
+        """Wait for ``future``; while this stream waits, the batcher does not wait for its frames.
+
+        ``check`` runs every ``CHECK_EVERY_S`` while waiting and may raise (a time limit).
+        """
         if future.done():
             return future.result()
         self._batcher._set_waiting(self, True)
         try:
-            return future.result(timeout_s)
+            if check is None:
+                return future.result(timeout_s)
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while True:
+                try:
+                    return future.result(CHECK_EVERY_S)
+                except TimeoutError:
+                    check()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
         finally:
             self._batcher._set_waiting(self, False)
 
@@ -117,7 +132,8 @@ class InlineStream:
         self._flush()
         return fn(self.engine)
 
-    def result(self, future: Future[Any], timeout_s: float | None = None) -> Any:
+    def result(self, future: Future[Any], timeout_s: float | None = None,
+               check: Callable[[], None] | None = None) -> Any:
         if not future.done():
             self._flush()
         return future.result(0)
@@ -203,6 +219,13 @@ class Batcher:
             with self._cond:
                 self._streams.discard(stream)
                 stream.ended = True
+                # a stream that stopped early (a time limit, a cancellation) leaves frames nobody reads
+                if any(item.stream is stream for item in self._queue):
+                    kept = deque(item for item in self._queue if item.stream is not stream)
+                    for item in self._queue:
+                        if item.stream is stream:
+                            item.future.cancel()
+                    self._queue = kept
                 self._cond.notify_all()
 
     # ------------------------------------------------------------------ producers' side

@@ -144,7 +144,7 @@ def analyze(
                 full = in_flight >= feed.window or len(pending) >= feed.window + STATIC_FLUSH_FRAMES
                 if not (final or full):
                     return
-                feed.result(future)
+                feed.result(future, check=check)
             pending.popleft()
             if future is not None:
                 in_flight -= 1
