@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import redis
 from celery.exceptions import TimeLimitExceeded
 
@@ -30,3 +32,23 @@ def test_a_hard_time_limit_fails_the_video_once(redis_client: redis.Redis, redis
     record = records.get("v1")
     assert record["state"] == "failed" and "hard time limit exceeded (v1.seg0)" in record["error"]
     assert [f["type"] for _, f in redis_client.xrange(keys.events)] == ["detected", "started", "failed"]
+
+
+def test_the_first_tasks_of_a_thread_pool_share_one_engine_pool(redis_prefix: str) -> None:
+    """Two threads setting up the process at once get the same batchers (one engine per GPU, not per thread)."""
+    config = Config(redis=RedisConfig(url=REDIS_URL, prefix=redis_prefix))
+    context = WorkerContext(config, make_app(config), threaded=True)
+    start = threading.Barrier(4)
+    seen: list[object] = []
+
+    def first_task() -> None:
+        start.wait(10)
+        context.ensure()
+        seen.append(context._batchers)
+
+    threads = [threading.Thread(target=first_task) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(seen) == 4 and len({id(b) for b in seen}) == 1

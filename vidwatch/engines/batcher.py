@@ -58,6 +58,15 @@ class BatchStats:
     mixed_calls: int = 0  # calls carrying frames of more than one stream
     by_reason: dict[str, int] = field(default_factory=lambda: {"full": 0, "timeout": 0, "idle": 0})
 
+    def add(self, other: BatchStats) -> None:
+        """Add ``other``'s counts to these."""
+        self.calls += other.calls
+        self.frames += other.frames
+        self.batches += other.batches
+        self.mixed_calls += other.mixed_calls
+        for reason, count in other.by_reason.items():
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + count
+
     def fill(self, batch: int) -> float | None:
         """Frames per batch ÷ ``batch`` (1.0: every batch full); None before the first call."""
         return round(self.frames / (self.batches * batch), 3) if self.batches else None
@@ -409,13 +418,7 @@ class BatcherPool:
         with self._lock:
             batchers = list(self._all)
         for batcher in batchers:
-            s = batcher.stats
-            total.calls += s.calls
-            total.frames += s.frames
-            total.batches += s.batches
-            total.mixed_calls += s.mixed_calls
-            for reason, count in s.by_reason.items():
-                total.by_reason[reason] = total.by_reason.get(reason, 0) + count
+            total.add(batcher.stats)
         return total
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,15 +89,27 @@ class WorkerContext:
         self.threaded = threaded
         self.keys = Keys(config.redis.prefix)
         self._pid: int | None = None
+        self._ensure_lock = threading.Lock()  # the thread pool's first tasks arrive together
+        # a fork while another thread held the lock must not leave the child's copy held
+        os.register_at_fork(after_in_child=self._new_lock)
         self._batchers: BatcherPool | None = None
         self._stages: list[Any] | None = None
         self.client: redis.Redis
         self.records: Records
         self.writer: ResultWriter
 
+    def _new_lock(self) -> None:
+        self._ensure_lock = threading.Lock()
+
     def ensure(self) -> None:
         if self._pid == os.getpid():
             return
+        with self._ensure_lock:
+            if self._pid != os.getpid():
+                self._connect()
+
+    def _connect(self) -> None:
+        """Per process: Redis clients, and the batchers (one engine per process, not one per thread)."""
         self.client = connect(self.config.redis)
         self.records = Records(self.client, self.keys, events_maxlen=self.config.redis.events_maxlen)
         self.writer = ResultWriter.from_config(self.client, self.keys, self.config)
@@ -363,6 +376,10 @@ class WorkerContext:
                 extras["condensed_clip"] = str(target)
         return extras
 
+    def fail_hard_limit(self, video_id: str, task_id: str) -> None:
+        """A task killed (prefork) or abandoned (threads) at its hard time limit: its video's last word."""
+        self.fail(video_id, f"analyze: video {video_id}: hard time limit exceeded ({task_id})")
+
     def fail(self, video_id: str, reason: str) -> None:
         self.ensure()
         self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""))
@@ -384,7 +401,7 @@ def register_tasks(app: Celery, config: Config, *, threaded: bool = False) -> Wo
         limits = RUNNING.get(task.request.id) if threaded else None
         if limits is None:
             return None
-        limits.on_hard = lambda: context.fail(video_id, f"analyze: video {video_id}: hard time limit exceeded")
+        limits.on_hard = lambda: context.fail_hard_limit(video_id, task.request.id)
         return limits.check
 
     def guarded(task: Task, video_id: str, run: Any) -> str:

@@ -98,7 +98,7 @@ def _hard_limit(context: WorkerContext, *, exception: BaseException | None = Non
     if not isinstance(exception, TimeLimitExceeded) or not args:
         return
     try:
-        context.fail(str(args[0]), f"analyze: video {args[0]}: hard time limit exceeded ({task_id})")
+        context.fail_hard_limit(str(args[0]), task_id)
     except redis.RedisError as exc:
         logger.error("task %s: hard time limit exceeded; could not fail video %s: %s", task_id, args[0], exc)
 
