@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 from tests.helpers import wait_for
 from vidwatch.config import Config, EngineConfig
-from vidwatch.tasks.threadpool import HARD_LIMIT_EXIT_CODE, Cancelled, Limits, Registry
+from vidwatch.tasks.threadpool import HARD_LIMIT_EXIT_CODE, RUNNING, Cancelled, Limits, Registry, ThreadPool
 from vidwatch.tasks.worker import choose_pool
 
 
@@ -64,3 +66,32 @@ def test_auto_picks_threads_for_a_tensorrt_engine(tmp_path) -> None:
     model.write_bytes(b"")
     config = Config(engine=EngineConfig(kind="tensorrt", model=model))
     assert choose_pool(config) == ("threads", 2)
+
+
+def test_celery_cancelling_an_applied_task_reaches_its_per_frame_check() -> None:
+    """What the consumer does on connection loss (request.cancel → the applied result's terminate)."""
+    pool = ThreadPool(limit=1)
+    pool.start()
+    started, release = threading.Event(), threading.Event()
+    seen: list[BaseException] = []
+
+    def task() -> None:
+        started.set()
+        release.wait(30)
+        try:
+            RUNNING.get("t-cancel").check()
+        except Cancelled as exc:
+            seen.append(exc)
+
+    try:
+        result = pool.apply_async(task, correlation_id="t-cancel", timeout=3600, soft_timeout=3500)
+        assert started.wait(10)
+        pool.terminate_job(0)  # every task shares the process: nothing to kill by pid
+        result.terminate()
+        release.set()
+        result.wait(10)
+    finally:
+        release.set()
+        pool.stop()
+    assert len(seen) == 1
+    wait_for(lambda: RUNNING.get("t-cancel") is None, timeout_s=10, what="the ended task to be forgotten")
