@@ -159,6 +159,37 @@ class RedisConfig(_Section):
 class ApiConfig(_Section):
     listen: str = Field("127.0.0.1:8787", description="HOST:PORT of the HTTP API (port 0: any free port).")
     token: SecretStr | None = Field(None, description="Bearer token for write endpoints; none: they are refused.")
+    read_token: SecretStr | None = Field(
+        None, description="Token for reads (every GET but /healthz, /readyz and /metrics; the status page and "
+        "/docs too), as a bearer token or a Basic-auth password; the write token reads too; none: reads are open.",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=64 * 2**20,
+        description="Largest request body, in bytes; a longer one is answered 413 before it is read or parsed.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names (no port) the API answers besides the listen address's host, localhost, "
+        "127.0.0.1 and ::1, which are always allowed; '*': any Host (turns the DNS-rebinding check off).",
+    )
+
+    @field_validator("token", "read_token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("empty token: set a token, or remove the key to go without one")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        for name in names:
+            bare = name.strip("[]")
+            if not (name == "*" or re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", name)
+                    or (bare.count(":") >= 2 and re.fullmatch(r"[0-9a-f:.]+", bare))):
+                raise ValueError("expected host names or IP addresses without a port, or '*'")
+        return [name.strip("[]").rstrip(".") for name in names]
 
     @field_validator("listen")
     @classmethod
