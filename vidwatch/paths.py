@@ -5,11 +5,62 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path, PurePath
+from urllib.parse import unquote_to_bytes
 
 from vidwatch.config import WatchConfig
 
 DEFAULT_CAMERA = "default"
-_SAFE_CAMERA = re.compile(r"[^A-Za-z0-9_.-]+")
+_SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_ENCODED = re.compile(r"(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+")
+_DOTS = (".", "..")
+
+
+def encode_camera(name: str) -> str:
+    r"""The camera's key: percent-encoding of each UTF-8 byte outside ``[A-Za-z0-9_.-]``.
+
+    Reversible (:func:`decode_camera`), so two folders never share a key; a name made of
+    those characters only is its own key, so existing keys stay as they were; ``.`` and
+    ``..`` are encoded whole, so a key used as a path component never leaves its folder.
+    Undecodable bytes of a file name (``surrogateescape``) are encoded as the bytes they were.
+
+    >>> [encode_camera(n) for n in ("cam1", "Gate_2.north-east", "a b", "a*b", "a:b", "a_b")]
+    ['cam1', 'Gate_2.north-east', 'a%20b', 'a%2Ab', 'a%3Ab', 'a_b']
+    >>> [encode_camera(n) for n in (".", "..", "...", "a/b", "100%", "caméra", "x\n")]
+    ['%2E', '%2E%2E', '...', 'a%2Fb', '100%25', 'cam%C3%A9ra', 'x%0A']
+    """
+    if not name:
+        raise ValueError("camera: expected a non-empty name")
+    if name in _DOTS:
+        return "%2E" * len(name)
+    raw = name.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b in _SAFE_BYTES else f"%{b:02X}" for b in raw)
+
+
+def decode_camera(key: str) -> str:
+    """The folder name a camera key came from: ``decode_camera(encode_camera(n)) == n``.
+
+    >>> decode_camera("a%20b"), decode_camera("%2E%2E"), decode_camera("cam1")
+    ('a b', '..', 'cam1')
+    """
+    if not is_camera_key(key):
+        raise ValueError(f"camera: not an encoded camera name: {key!r}")
+    return unquote_to_bytes(key).decode("utf-8", "surrogateescape")
+
+
+def is_camera_key(key: str) -> bool:
+    """True for what :func:`encode_camera` can return (and so for every name safe as one path component)."""
+    return key not in _DOTS and _ENCODED.fullmatch(key) is not None
+
+
+def camera_component(camera: str) -> str:
+    """``camera`` as one path component inside its folder: a key as it is, anything else encoded.
+
+    >>> camera_component("cam1"), camera_component("a%20b"), camera_component(".."), camera_component("")
+    ('cam1', 'a%20b', '%2E%2E', 'default')
+    """
+    if not camera:
+        return DEFAULT_CAMERA
+    return camera if is_camera_key(camera) else encode_camera(camera)
 
 
 class PathRules:
@@ -20,6 +71,8 @@ class PathRules:
     (True, False)
     >>> rules.camera(Path("/nas/cam1/2026-11-24/12-00-00.mp4"))
     'cam1'
+    >>> rules.camera(Path("/nas/front door/12-00-00.mp4"))  # the key: see encode_camera
+    'front%20door'
     """
 
     def __init__(self, watch: WatchConfig) -> None:
@@ -63,4 +116,4 @@ class PathRules:
             name = relative.parts[0] if len(relative.parts) > 1 else None
         if not name:
             return DEFAULT_CAMERA
-        return _SAFE_CAMERA.sub("_", name)
+        return encode_camera(name)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vidwatch.config import Config
+from vidwatch.paths import camera_component
 from vidwatch.results.version import SCHEMA_VERSION
 from vidwatch.results.writer import FrameResult
 
@@ -39,7 +40,7 @@ def sidecar_path(config: Config, video_id: str, camera: str) -> Path | None:
     folder = config.results.sidecar_dir
     if folder is None:
         return None
-    return folder / (_SAFE.sub("_", camera) or "default") / f"{_SAFE.sub('_', video_id)}.json"
+    return folder / camera_component(camera) / f"{_SAFE.sub('_', video_id)}.json"  # never outside `folder`
 
 
 def write_sidecar(
