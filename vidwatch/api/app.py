@@ -10,13 +10,22 @@ from typing import Any
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException
 
 from vidwatch import __version__
 from vidwatch.api import jobs, metrics, page, videos
 from vidwatch.api.deps import DaemonView
-from vidwatch.api.errors import ApiError, api_error_handler
+from vidwatch.api.errors import (
+    ApiError,
+    api_error_handler,
+    error_response,
+    http_error_handler,
+    validation_error_handler,
+)
+from vidwatch.api.guard import RequestGuard
 from vidwatch.api.metrics import Metrics
 from vidwatch.ops.queues import QueueProbe
 
@@ -29,11 +38,15 @@ Check = Callable[[], tuple[bool, Any]]
 
 async def _redis_down(_request: Request, exc: Exception) -> JSONResponse:
     logger.warning("api: Redis unreachable: %s", exc)
-    return JSONResponse({"error": f"Redis unreachable: {type(exc).__name__}"}, status_code=503)
+    return error_response(503, f"Redis unreachable: {type(exc).__name__}")
 
 
 def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry: Metrics | None = None) -> FastAPI:
-    """``checks``: name → callable returning (ok, detail), run by /readyz."""
+    """``checks``: name → callable returning (ok, detail), run by /readyz.
+
+    Every request passes :class:`~vidwatch.api.guard.RequestGuard` first (Host, token, body size);
+    every error, the framework's own included, is ``{"error": "..."}`` (:mod:`vidwatch.api.errors`).
+    """
     app = FastAPIOffline(  # /docs with Swagger UI's files from the package, not a CDN
         redoc_url=None,
         title="vidwatch",
@@ -44,6 +57,9 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
     app.state.queues = QueueProbe(daemon.config.broker.url.get_secret_value())
     app.state.metrics = metrics_registry or Metrics(daemon.client, daemon.keys, daemon.status, app.state.queues)
     app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)  # 404, 405, a body FastAPI cannot parse
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_middleware(RequestGuard, api=daemon.config.api)  # Host, token and size, before any body is read
     app.add_exception_handler(redis.ConnectionError, _redis_down)
     app.add_exception_handler(redis.TimeoutError, _redis_down)
 

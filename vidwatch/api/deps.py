@@ -37,5 +37,5 @@ def daemon_of(request: Request) -> DaemonView:
 
 def checked_video_id(video_id: str) -> str:
     if not _VIDEO_ID.match(video_id):
-        raise ApiError(400, f"video_id: expected letters, digits, '.', '_' or '-', got {video_id!r}")
+        raise ApiError(400, "video_id: expected 1 to 64 letters, digits, '.', '_' or '-'")
     return video_id

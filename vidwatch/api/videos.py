@@ -52,12 +52,19 @@ def list_videos(
 ) -> VideoList:
     daemon = daemon_of(request)
     try:
-        query = VideoQuery(camera=camera or None, label=label or None, since=parse_time(since),
-                           until=parse_time(until), limit=limit)
-    except ValueError as exc:
+        query = VideoQuery(camera=camera or None, label=label or None, since=_time("since", since),
+                           until=_time("until", until), limit=limit)
+    except ValueError as exc:  # from the parsed numbers only: since after until
         raise ApiError(400, str(exc)) from exc
     rows = find_videos(daemon.client, daemon.keys, query)
     return VideoList(count=len(rows), videos=[Video(**row) for row in rows])
+
+
+def _time(name: str, text: str | None) -> float | None:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: expected {TIME_FORMS}") from exc
 
 
 @router.get("/videos/{video_id}/summary", summary="The video's summary entry", responses=responses(400, 404))
