@@ -97,7 +97,7 @@ def get_job(request: Request, video_id: str = VIDEO_ID) -> Job:
     daemon = daemon_of(request)
     record: dict[str, Any] = daemon.client.hgetall(daemon.keys.video(checked_video_id(video_id)))  # type: ignore[assignment]
     if not record:
-        raise ApiError(404, f"no video {video_id}")
+        raise ApiError(404, "video_id: no such video")
     return job_of(video_id, record)
 
 

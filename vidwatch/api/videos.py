@@ -89,7 +89,7 @@ def get_thumbnail(request: Request, video_id: str = VIDEO_ID) -> FileResponse:
         resolved = candidate.resolve()
         if resolved.parent == folder and resolved.is_file():  # never a file outside the thumbnails
             return FileResponse(resolved, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
-    raise ApiError(404, f"no thumbnail for video {video_id}")
+    raise ApiError(404, "video_id: the video has no thumbnail")
 
 
 @router.get(
@@ -106,10 +106,10 @@ def get_timeline(request: Request, video_id: str = VIDEO_ID) -> Response:
 def _summary(daemon: DaemonView, video_id: str) -> dict[str, Any]:
     record_state = daemon.client.hget(daemon.keys.video(checked_video_id(video_id)), "state")
     if record_state is None:
-        raise ApiError(404, f"no video {video_id}")
+        raise ApiError(404, "video_id: no such video")
     summary = summary_of(daemon.client, daemon.keys, video_id)
     if summary is None:
-        raise ApiError(404, f"video {video_id} has no summary (state {record_state})")
+        raise ApiError(404, f"video_id: the video has no summary yet (state {record_state})")
     return summary
 
 
