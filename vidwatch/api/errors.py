@@ -43,7 +43,8 @@ def responses(*codes: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI ``responses=`` for error codes answered with :class:`ErrorBody`."""
     text = {
         400: "Bad request", 401: "Missing or wrong bearer token", 403: "Write endpoints disabled",
-        404: "Not found", 413: "Request body too large", 503: "Redis unreachable",
+        404: "Not found", 413: "Request body too large", 422: "A parameter or the body does not fit the schema",
+        503: "Redis unreachable",
     }
     return {code: {"model": ErrorBody, "description": text.get(code, "Error")} for code in codes}
 

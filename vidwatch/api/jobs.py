@@ -16,7 +16,7 @@ from vidwatch.api.guard import write_refusal
 from vidwatch.errors import SourceError
 from vidwatch.ops.snapshot import progress
 
-router = APIRouter(tags=["jobs"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["jobs"], route_class=StrictJsonRoute, responses=responses(422))
 bearer = HTTPBearer(auto_error=False, description="The token configured as [api] token")
 STAMPS = ("seen_at", "normalizing_at", "queued_at", "processing_at", "done_at", "failed_at", "updated_at")
 

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from vidwatch.api.deps import daemon_of
 from vidwatch.ops.snapshot import Snapshot, take_snapshot
+from vidwatch.textsafe import printable
 
 router = APIRouter(tags=["status"])
 REFRESH_S = 5
@@ -80,7 +81,9 @@ def _ago(ts: float | None, now: float) -> str:
 
 
 def render_panel(snap: Snapshot, daemon_status: dict[str, Any]) -> str:
-    e = escape
+    def e(value: object) -> str:  # HTML-escaped, controls and bidi overrides shown as escapes
+        return escape(printable(value))
+
     now = snap.taken_at
     out: list[str] = ['<div class="cards">']
     for state, count in snap.backlog.items():

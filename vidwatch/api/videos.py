@@ -14,7 +14,7 @@ from vidwatch.api.deps import VIDEO_ID, DaemonView, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
 from vidwatch.results.query import MAX_LIMIT, TIME_FORMS, VideoQuery, find_videos, parse_time, summary_of
 
-router = APIRouter(tags=["videos"])
+router = APIRouter(tags=["videos"], responses=responses(422))
 
 TIMELINE_W, TIMELINE_ROW_H = 400, 14
 
