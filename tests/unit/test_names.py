@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from rich.console import Console
@@ -17,7 +17,7 @@ from vidwatch.ops.snapshot import Snapshot
 from vidwatch.ops.status_view import render
 from vidwatch.paths import PathRules, camera_component, decode_camera, encode_camera, is_camera_key
 from vidwatch.results.commands import render as render_query
-from vidwatch.results.sidecar import sidecar_path
+from vidwatch.results.sidecar import sidecar_path, write_sidecar
 from vidwatch.results.tail import format_entry
 from vidwatch.textsafe import printable
 
@@ -168,3 +168,21 @@ def test_a_sidecar_for_an_unencoded_stored_camera_stays_inside(stored: str, tmp_
     """Records written before the encoding (or by hand) hold raw names: they are encoded on the way to a path."""
     target = sidecar_path(Config(results=ResultsConfig(sidecar_dir=tmp_path)), "v1", stored)
     assert target is not None and target.resolve().parent.parent == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "relative", "camera"),
+    [  # a camera_pattern that captures a path-like name, the file it came from, the camera key
+        (r"^[^/]+/(?P<camera>[^/]+)/", "site/../x.mp4", "%2E%2E"),
+        (r"^(?P<camera>[^/]+/[^/]+)/", "../../x.mp4", "..%2F.."),
+        (r"^cam/(?P<camera>[^x]*)x", "cam/.x.mp4", "%2E"),
+    ],
+)
+def test_a_sidecar_is_written_inside_sidecar_dir(pattern: str, relative: str, camera: str, tmp_path: Path) -> None:
+    folder = tmp_path / "archive" / "sidecars"
+    config = Config(results=ResultsConfig(sidecar_dir=folder))
+    rules = PathRules(WatchConfig(roots=[Path("/nas")], camera_pattern=pattern))
+    assert rules.camera(PurePosixPath("/nas", relative)) == camera
+    written = write_sidecar(config, "v1", {"camera": camera, "video_id": "v1"}, [])
+    assert written is not None and written.resolve().parent.parent == folder.resolve()
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.json")] == [written.relative_to(tmp_path)]
