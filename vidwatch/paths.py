@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from pathlib import Path, PurePath
 from urllib.parse import unquote_to_bytes
@@ -13,6 +14,7 @@ DEFAULT_CAMERA = "default"
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_.-]|%[0-9A-F]{2})+")
 _DOTS = (".", "..")
+MAX_COMPONENT_CHARS = 200  # well below NAME_MAX (255 bytes on Linux file systems)
 
 
 def encode_camera(name: str) -> str:
@@ -55,12 +57,22 @@ def is_camera_key(key: str) -> bool:
 def camera_component(camera: str) -> str:
     """``camera`` as one path component inside its folder: a key as it is, anything else encoded.
 
+    A key too long for a file name (a long non-ASCII folder name triples in length) is cut and
+    ends with ``~`` and a hash of the whole key: ``~`` is never in a key, so it stays distinct.
+
     >>> camera_component("cam1"), camera_component("a%20b"), camera_component(".."), camera_component("")
     ('cam1', 'a%20b', '%2E%2E', 'default')
+    >>> long = camera_component("東" * 40)
+    >>> len(long), long[:9], long[-17]
+    (200, '%E6%9D%B1', '~')
     """
     if not camera:
         return DEFAULT_CAMERA
-    return camera if is_camera_key(camera) else encode_camera(camera)
+    key = camera if is_camera_key(camera) else encode_camera(camera)
+    if len(key) <= MAX_COMPONENT_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: MAX_COMPONENT_CHARS - len(digest) - 1]}~{digest}"
 
 
 class PathRules:

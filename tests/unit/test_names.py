@@ -186,3 +186,11 @@ def test_a_sidecar_is_written_inside_sidecar_dir(pattern: str, relative: str, ca
     written = write_sidecar(config, "v1", {"camera": camera, "video_id": "v1"}, [])
     assert written is not None and written.resolve().parent.parent == folder.resolve()
     assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.json")] == [written.relative_to(tmp_path)]
+
+
+def test_a_long_camera_name_still_makes_a_sidecar_folder(tmp_path: Path) -> None:
+    names = ["東京駅" * 30, "東京駅" * 30 + "北", "x" * 255]  # 270+ bytes once encoded, a name at NAME_MAX
+    config = Config(results=ResultsConfig(sidecar_dir=tmp_path))
+    written = [write_sidecar(config, "v1", {"camera": encode_camera(name)}, []) for name in names]
+    folders = {path.parent for path in written if path is not None}
+    assert len(folders) == 3 and all(folder.parent == tmp_path and len(folder.name) <= 200 for folder in folders)
