@@ -18,13 +18,21 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
 
-from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
-from vidwatch.stages import StageConfig
+from vidwatch.registry import ANALYZER_SETTINGS, STAGE_SETTINGS, PluginSettings
 from vidwatch.timecode import compile_pattern, time_zone
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
@@ -339,12 +347,12 @@ class Config(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
-    analyzers: list[AnalyzerConfig] = Field(
+    analyzers: Annotated[list[SerializeAsAny[PluginSettings]], BeforeValidator(ANALYZER_SETTINGS.validate)] = Field(
         default_factory=list,
         description="Optional per-frame analyzers, one [[analyzers]] table each, chosen by `type` "
         "(edges, lines, sharpness, ground); their findings go to the summary's `analyzers` field.",
     )
-    stages: list[StageConfig] = Field(
+    stages: Annotated[list[SerializeAsAny[PluginSettings]], BeforeValidator(STAGE_SETTINGS.validate)] = Field(
         default_factory=list,
         description="Optional crop stages, one [[stages]] table each, chosen by `type` (dominant_colour, "
         "http_forward); run at summary time on each track's best crop, their fields go to that track's entry.",

@@ -104,4 +104,4 @@ class Sharpness:
         return out
 
 
-register("sharpness")(Sharpness)
+register("sharpness", SharpnessSettings)(Sharpness)

@@ -250,4 +250,4 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-register("http_forward")(HttpForward)
+register("http_forward", HttpForwardSettings)(HttpForward)
