@@ -233,6 +233,33 @@ class EngineConfig(_Section):
     cache_dir: Path | None = Field(
         None, description="tensorrt: where built engines are cached; default: <[paths] state_dir>/engines."
     )
+    queue: Literal["auto", "gpu", "cpu"] = Field(
+        "auto", description="The queue the daemon publishes videos to; auto: gpu when kind is tensorrt, else cpu "
+        "(decided by these settings, not by the daemon host's hardware).",
+    )
+
+    @property
+    def publish_queue(self) -> str:
+        """The analysis queue videos go to (see ``queue``).
+
+        >>> EngineConfig().publish_queue, EngineConfig(kind="tensorrt").publish_queue
+        ('cpu', 'gpu')
+        """
+        if self.queue != "auto":
+            return self.queue
+        return "gpu" if self.kind == "tensorrt" else "cpu"
+
+    @property
+    def configured_kind(self) -> str | None:
+        """The engine kind these settings alone decide; None where only the worker's host can tell
+        (``auto`` with a model: tensorrt where a GPU and TensorRT are present, else onnx).
+
+        >>> EngineConfig().configured_kind, EngineConfig(kind="onnx").configured_kind
+        ('opencv', 'onnx')
+        """
+        if self.kind != "auto":
+            return self.kind
+        return "opencv" if self.model is None else None
 
     @field_validator("motion_regions")
     @classmethod

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
+
+from vidwatch.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -193,50 +194,3 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     if not ok:
         raise ValueError(f"crops: JPEG encoding failed for an image of shape {image.shape}")
     return data.tobytes()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` under a hidden temporary name, then rename it into place."""
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
-def merge(
-    best_a: Mapping[int, Mapping[str, object]],
-    best_b: Mapping[int, Mapping[str, object]],
-    track_map: Mapping[int, int],
-    *,
-    remove_losers: bool = False,
-) -> dict[int, dict[str, object]]:
-    """The best crops of two segments whose tracks were joined.
-
-    ``track_map`` maps a track id of ``best_b`` to the id it continues (in ``best_a``'s
-    numbering, or any id of the joined video); ids of ``best_b`` it does not name are kept
-    as they are, so segments should number their tracks apart (``Tracker(first_id=...)``):
-    an unnamed id present in both is taken for one track.
-    Where both segments have a crop for one track, the higher ``score`` wins; with
-    ``remove_losers`` the losing JPEG is deleted. Keys may be ints or their JSON strings.
-
-    >>> a = {1: {"path": "a1.jpg", "score": 5.0}, 2: {"path": "a2.jpg", "score": 1.0}}
-    >>> b = {"1": {"path": "b1.jpg", "score": 3.0}, "9": {"path": "b9.jpg", "score": 9.0}}
-    >>> {k: v["path"] for k, v in merge(a, b, {9: 2}).items()}
-    {1: 'a1.jpg', 2: 'b9.jpg'}
-    """
-    out: dict[int, dict[str, object]] = {int(k): dict(v) for k, v in best_a.items()}
-    mapping = {int(k): int(v) for k, v in track_map.items()}
-    for key, entry in best_b.items():
-        track = mapping.get(int(key), int(key))
-        current = out.get(track)
-        if current is None or float(entry["score"]) > float(current["score"]):  # type: ignore[arg-type]
-            loser, out[track] = current, dict(entry)
-        else:
-            loser = dict(entry)
-        if remove_losers and loser is not None and loser.get("path") != out[track].get("path"):
-            Path(str(loser["path"])).unlink(missing_ok=True)
-    return dict(sorted(out.items()))

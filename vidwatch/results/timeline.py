@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidwatch.results.crops import atomic_write
+from vidwatch.fileio import atomic_write
 
 BACKGROUND = (255, 255, 255)
 TRACK = (236, 236, 236)

@@ -130,7 +130,7 @@ def apply(
 ) -> dict[int, dict[str, object]]:
     """Run every stage on every track's crop; each stage's fields go under its name.
 
-    ``tracks`` is what ``BestCrops.write`` (or ``crops.merge``) returned. The stages are
+    ``tracks`` is what ``BestCrops.write`` returned (merged over segments by ``tasks.join.best_crops``). The stages are
     loaded first and closed afterwards; a stage whose ``load`` fails records its error
     for every track.
     """
