@@ -6,7 +6,6 @@ it analyses. Frames wait in a bounded queue: memory stays flat whatever the leng
 
 from __future__ import annotations
 
-import logging
 import queue
 import subprocess
 import threading
@@ -19,8 +18,6 @@ import numpy as np
 
 from vidwatch.errors import SourceError
 from vidwatch.media.run import STDERR_TAIL_LINES, close_pipes, kill_group
-
-logger = logging.getLogger(__name__)
 
 _END = object()
 

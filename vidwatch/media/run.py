@@ -8,7 +8,6 @@ drained in a thread and its tail kept for the error message.
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import signal
 import subprocess
@@ -19,8 +18,6 @@ from dataclasses import dataclass
 from typing import IO
 
 from vidwatch.errors import MediaTimeout
-
-logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 12
 WATCH_S = 0.2  # how often the deadlines are checked

@@ -29,7 +29,6 @@ kilobytes, so a segment with thousands of tracks stays small.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,8 +39,6 @@ import cv2
 import numpy as np
 
 from vidwatch.fileio import atomic_write
-
-logger = logging.getLogger(__name__)
 
 SHARPNESS_HALF = 100.0  # Laplacian variance at which the sharpness factor is 0.5
 DEFAULT_MAX_SIDE_PX = 256
