@@ -205,7 +205,7 @@ class EngineConfig(_Section):
         "(from any segment the worker process analyses); it leaves at once when no segment can add one.",
     )
     detectors: list[Literal["motion", "person"]] = Field(
-        default_factory=lambda: ["motion", "person"], description="opencv engine: which classical detectors run."
+        default_factory=lambda: ["motion", "person"],  # type: ignore[arg-type]  # pydantic's stub: list[str] description="opencv engine: which classical detectors run."
     )
     motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
     person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, TypeVar, Union
+from typing import Annotated, Any, TypeVar, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -74,7 +74,7 @@ class SettingsRegistry:
 
     def register(self, model: S) -> S:
         """Register ``model`` under the default of its ``type`` field; a duplicate is an error."""
-        name = model.model_fields["type"].default
+        name = cast(type[PluginSettings], model).model_fields["type"].default
         if not isinstance(name, str):
             raise ValueError(f"{self.family} settings {model.__name__}: expected a default for `type`, got {name!r}")
         if name in self._models and self._models[name] is not model:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -96,7 +96,7 @@ def get_timeline(request: Request, video_id: str = VIDEO_ID) -> Response:
 
 
 def _summary(daemon: DaemonView, video_id: str) -> dict[str, Any]:
-    record_state = daemon.client.hget(daemon.keys.video(checked_video_id(video_id)), "state")
+    record_state = cast(str | None, daemon.client.hget(daemon.keys.video(checked_video_id(video_id)), "state"))
     if record_state is None:
         raise ApiError(404, f"no video {video_id}")
     summary = summary_of(daemon.client, daemon.keys, video_id)

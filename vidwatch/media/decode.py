@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import ffmpeg
 import numpy as np
@@ -107,7 +108,7 @@ class FrameReader:
                 item = self._queue.get()
                 if item is _END:
                     break
-                image = np.frombuffer(item, np.uint8).reshape(height, width, 3)  # type: ignore[arg-type]
+                image = np.frombuffer(cast(bytes, item), np.uint8).reshape(height, width, 3)
                 yield Frame(self.first_index + index, (self.first_index + index) / self.fps, image)
                 index += 1
         finally:

@@ -33,25 +33,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
+from vidwatch.detection import Detection
 from vidwatch.fileio import atomic_write
 
 SHARPNESS_HALF = 100.0  # Laplacian variance at which the sharpness factor is 0.5
 DEFAULT_MAX_SIDE_PX = 256
 DEFAULT_PAD = 0.1  # each side of a box grows by this fraction of its size: some context around the object
-
-
-class TrackedDetection(Protocol):
-    """What :class:`BestCrops` reads of a detection (``vidwatch.engines.Detection`` fits)."""
-
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
-    track: int | None
 
 
 @dataclass
@@ -109,7 +100,7 @@ class BestCrops:
         self,
         image: np.ndarray,
         pts: float,
-        detections: Iterable[TrackedDetection],
+        detections: Iterable[Detection],
         *,
         image_scale: tuple[float, float] = (1.0, 1.0),
     ) -> None:

@@ -73,7 +73,8 @@ def write_sidecar(
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
 
 
 def _decoded(key: str, value: Any) -> Any:

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from vidwatch.errors import VidwatchError
 from vidwatch.registry import STAGE_SETTINGS, PluginSettings, Registry
@@ -88,7 +88,7 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
-Factory = Callable[[StageSettings], Stage]
+Factory = Callable[[Any], Stage]  # takes its own settings model
 _REGISTRY: Registry[Factory] = Registry("stage")
 
 
@@ -111,7 +111,7 @@ def build(settings: Sequence[PluginSettings]) -> list[Stage]:
     build them once per worker process and :func:`apply` them to every video, so that
     per-stage limits (``http_forward``'s request rate) hold across videos.
     """
-    return [_REGISTRY[s.type](s) for s in settings]  # type: ignore[arg-type]
+    return [_REGISTRY[s.type](s) for s in settings]
 
 
 def _keys(stages: list[Stage]) -> list[str]:
