@@ -6,8 +6,9 @@ every decoded frame (``observe``, before the motion gate), may annotate each fra
 detections in source pixels (``annotate``), and reports one JSON-able ``summary()`` per
 video, which lands in the summary entry's ``analyzers`` field.
 
-This package imports neither :mod:`vidwatch.config` nor the engines at run time, so the
-configuration can import the settings models.
+Registering a plugin (``register("edges", EdgesSettings)``) also registers its settings
+model in :data:`vidwatch.registry.ANALYZER_SETTINGS`, through which the configuration
+validates ``[[analyzers]]`` tables without importing this package itself.
 """
 
 from __future__ import annotations

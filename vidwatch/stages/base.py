@@ -17,8 +17,9 @@ a stage never breaks a summary.
 >>> apply([Size()], tracks, Context(camera="cam1", video_id="v1"))[3]["size"]
 {'w': 40.0}
 
-This package imports neither :mod:`vidwatch.config` nor the engines, so the
-configuration can import the settings models.
+Registering a plugin (``register("dominant_colour", DominantColourSettings)``) also
+registers its settings model in :data:`vidwatch.registry.STAGE_SETTINGS`, through which the
+configuration validates ``[[stages]]`` tables without importing this package itself.
 """
 
 from __future__ import annotations
