@@ -1,4 +1,10 @@
-"""Segment partials and their merge into one video summary.
+"""Fan-out and join: a long video's segments, their partials, and the merge into one summary.
+
+A video longer than ``[analysis] segment_seconds`` is cut at keyframes (:func:`plan_segments`,
+kept in the video's record so a redelivery plans the same) and fanned out as one task per
+segment (:func:`fan_out`). The join is kept in Redis, not in Celery's chord counter: each
+segment's write records its partial and says whether every segment is in
+(:func:`segment_in`); the one that finds them all enqueues the summary.
 
 Each segment task reduces its analysis to a small JSON *partial* (frame count, per-label
 track ids and times, active pts, the first and last sighting of each track, its best
@@ -9,19 +15,81 @@ tracks, as in a single pass.
 
 from __future__ import annotations
 
+import enum
 import itertools
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from vidwatch.media.probe import Probe
 from vidwatch.results.summary import merge_activity
+from vidwatch.results.writer import SegmentWrite
+from vidwatch.tasks.app import SEGMENT_TASK, SUMMARY_TASK, task_id, time_limits
 from vidwatch.tasks.pipeline import TRACK_MAX_AGE_S, Analysis
+from vidwatch.tasks.resources import WorkerContext, worker_name
+from vidwatch.tasks.segments import keyframe_times, plan
 from vidwatch.tasks.track import affinity
+
+logger = logging.getLogger(__name__)
 
 TRACK_ID_STRIDE = 1_000_000  # segment k's tracks are numbered from k * stride + 1
 
 
 def track_base(segment: int) -> int:
     return segment * TRACK_ID_STRIDE
+
+
+def plan_segments(
+    context: WorkerContext, video_id: str, record: dict[str, str], spool: Path, facts: Probe
+) -> list[list[float]]:
+    """The segment plan ``[[start_s, length_s], …]``, computed once and kept in the record."""
+    if record.get("segments"):
+        return list(json.loads(record["segments"]))
+    analysis = context.config.analysis
+    keyframes = keyframe_times(spool) if facts.duration_s > analysis.segment_seconds * 1.5 else [0.0]
+    segments = [list(s) for s in plan(facts.duration_s, analysis.fps, analysis.segment_seconds, keyframes)]
+    key = context.keys.video(video_id)
+    context.client.hsetnx(key, "segments", json.dumps(segments))  # a concurrent redelivery's plan wins
+    return list(json.loads(context.client.hget(key, "segments") or "[]"))
+
+
+def fan_out(context: WorkerContext, video_id: str, segments: list[list[float]], queue: str) -> None:
+    """One task per segment on ``queue``, each with time limits for its own length."""
+    for k, (_, length_s) in enumerate(segments):
+        soft, hard = time_limits(context.config, length_s)
+        context.app.send_task(
+            SEGMENT_TASK[queue], args=[video_id, k], task_id=task_id(video_id, f"seg{k}"),
+            soft_time_limit=soft, time_limit=hard,
+        )
+    logger.info("analyze video=%s: %d segments fanned out", video_id, len(segments))
+
+
+class Joined(enum.Enum):
+    """Where the video stands once a segment is in (the value is the segment task's result)."""
+
+    WAITING = "segment done"  # other segments are still to come
+    SENT = "segments done"  # this one completed the video: the summary task is enqueued
+    HERE = "summarize here"  # a one-segment video: its own task summarises
+
+
+def segment_in(
+    context: WorkerContext, video_id: str, path: str, k: int, segments: int, written: SegmentWrite
+) -> Joined:
+    """After segment ``k``'s write: report it, and enqueue the summary when it completed the video.
+
+    The finisher that found every segment in enqueues the summary; so does a redelivered
+    finisher (it may have died before enqueueing): the summary is idempotent.
+    """
+    if written.written and segments > 1:
+        context.event("segment_done", video_id, path, {"segment": k, "segments": segments, "worker": worker_name()})
+    if not (written.complete and (written.fire or not written.written)):
+        return Joined.WAITING
+    if segments == 1:
+        return Joined.HERE
+    context.app.send_task(SUMMARY_TASK, args=[video_id], task_id=task_id(video_id, "summary"))
+    return Joined.SENT
 
 
 def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, worker: str,

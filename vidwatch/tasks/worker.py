@@ -19,8 +19,9 @@ from vidwatch.engines import choose_kind
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.tasks.app import dead_letter_queue, make_app
+from vidwatch.tasks.resources import WorkerContext
 from vidwatch.tasks.threadpool import ThreadPool
-from vidwatch.tasks.video import WorkerContext, register_tasks
+from vidwatch.tasks.video import register_tasks
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,155 @@
+"""The one error policy of the worker's tasks: retry, fail, dead-letter, or hand back.
+
+:func:`decide` says what an exception means; :func:`run_task` applies it to a task body:
+
+| raised by the body | verdict | what happens |
+|---|---|---|
+| :class:`Cancelled` (connection lost) | ``CANCEL`` | re-raised: the unacknowledged message returns to the queue |
+| :class:`Poison` (delivered too often) | ``POISON`` | the video was failed; the message is dead-lettered |
+| Redis unreachable (transient) | ``RETRY`` | retried with backoff; after ``MAX_RETRIES`` the video fails |
+| soft time limit, vidwatch error, other | ``FAIL`` | the video fails (once): ``<stage>: <path>: <why>`` |
+
+Every task also counts its deliveries (:func:`count_delivery`): past ``[worker]
+max_deliveries`` the video fails and the message goes to the dead-letter queue instead
+of looping.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from celery import Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+
+from vidwatch.errors import VidwatchError
+from vidwatch.tasks.app import task_id
+from vidwatch.tasks.resources import WorkerContext
+from vidwatch.tasks.threadpool import RUNNING, Cancelled
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+DELIVERY_COUNT_TTL_S = 7 * 24 * 3600
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+
+Check = Callable[[], None] | None  # called once per analysed frame; raises to stop the task
+
+
+class Poison(Exception):
+    """A message delivered more often than ``max_deliveries``."""
+
+
+class Verdict(enum.Enum):
+    CANCEL = "cancel"
+    POISON = "poison"
+    RETRY = "retry"
+    FAIL = "fail"
+
+
+@dataclass
+class Job:
+    """What a failure message names: the video, the stage (``analyze`` or ``summary``) and the file.
+
+    ``path`` is filled in once the task has read the video's record.
+    """
+
+    video_id: str
+    stage: str
+    path: str = ""
+
+
+def decide(exc: BaseException) -> Verdict:
+    """What the policy does with ``exc`` (see the module's table).
+
+    >>> decide(redis.ConnectionError("down")), decide(ValueError("bug"))
+    (<Verdict.RETRY: 'retry'>, <Verdict.FAIL: 'fail'>)
+    """
+    if isinstance(exc, Cancelled):
+        return Verdict.CANCEL
+    if isinstance(exc, Poison):
+        return Verdict.POISON
+    if isinstance(exc, TRANSIENT):
+        return Verdict.RETRY
+    return Verdict.FAIL
+
+
+def failure_reason(job: Job, exc: BaseException) -> str:
+    """The video's error text for a failure: ``<stage>: <path>: <why>``.
+
+    >>> failure_reason(Job("v1", "summary", "/in/a.mp4"), SoftTimeLimitExceeded())
+    'summary: /in/a.mp4: time limit exceeded'
+    """
+    if isinstance(exc, SoftTimeLimitExceeded):
+        why = "time limit exceeded"
+    elif isinstance(exc, VidwatchError):
+        why = str(exc)
+    else:
+        why = f"internal error: {exc!r}"
+    return f"{job.stage}: {job.path}: {why}"
+
+
+def run_task(task: Task, context: WorkerContext, job: Job, body: Callable[[], str]) -> str:
+    """Run ``body`` under the policy: its result, or ``"failed"`` when the policy failed the video."""
+    try:
+        try:
+            return body()
+        except Exception as exc:
+            if decide(exc) is not Verdict.FAIL:
+                raise
+            if not isinstance(exc, SoftTimeLimitExceeded | VidwatchError):
+                logger.exception("%s video=%s path=%s: unexpected error", job.stage, job.video_id, job.path)
+            context.fail(job.video_id, failure_reason(job, exc), path=job.path)  # Redis down: retried below
+            return "failed"
+    except Exception as exc:
+        _escalate(task, context, job, exc)  # dead-letters or retries by raising; else re-raised as it is
+        raise
+
+
+def _escalate(task: Task, context: WorkerContext, job: Job, exc: Exception) -> None:
+    """Dead-letter the message (poison) or retry it (Redis unreachable); a cancellation just goes up."""
+    verdict = decide(exc)
+    if verdict is Verdict.CANCEL:
+        logger.warning("task %s: cancelled; its message returns to the queue", task.request.id)
+    elif verdict is Verdict.POISON:
+        logger.error("%s; dead-lettered", exc)
+        raise Reject(str(exc), requeue=False) from exc
+    elif verdict is Verdict.RETRY:
+        retries = task.request.retries
+        if retries >= MAX_RETRIES:
+            context.fail(job.video_id, f"{job.stage}: Redis unreachable after {MAX_RETRIES} retries")
+        else:
+            raise task.retry(exc=exc, countdown=min(60, 2**retries)) from exc
+
+
+def count_delivery(context: WorkerContext, job: Job, unit: str) -> None:
+    """Raise :class:`Poison` (after failing the video) when this message keeps coming back.
+
+    Counted per run and unit of work (``analyze``, ``seg<k>``, ``summary``): ``submit --force``
+    sends the same task ids again, in a new run.
+    """
+    client = context.client
+    run = client.hget(context.keys.video(job.video_id), "run") or "1"
+    key = context.keys.deliveries(f"{task_id(job.video_id, unit)}.r{run}")
+    pipe = client.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, DELIVERY_COUNT_TTL_S)
+    deliveries = int(pipe.execute()[0])
+    limit = context.config.worker.max_deliveries
+    if deliveries > limit:
+        reason = (f"{job.stage}: {job.path}: poison message: {unit} delivered {deliveries} times "
+                  f"(max_deliveries {limit})")
+        context.records.fail(job.video_id, reason, path=job.path)
+        raise Poison(reason)
+
+
+def limits_check(task: Task, context: WorkerContext, video_id: str) -> Check:
+    """In the thread pool: the per-frame check of this task's limits, and what its hard limit does."""
+    limits = RUNNING.get(task.request.id) if context.threaded else None
+    if limits is None:
+        return None
+    limits.on_hard = lambda: context.fail_hard_limit(video_id, task.request.id)
+    return limits.check
