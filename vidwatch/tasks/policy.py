@@ -125,14 +125,13 @@ def _escalate(task: Task, context: WorkerContext, job: Job, exc: Exception) -> N
             raise task.retry(exc=exc, countdown=min(60, 2**retries)) from exc
 
 
-def count_delivery(context: WorkerContext, job: Job, unit: str) -> None:
+def count_delivery(context: WorkerContext, job: Job, unit: str, run: str) -> None:
     """Raise :class:`Poison` (after failing the video) when this message keeps coming back.
 
-    Counted per run and unit of work (``analyze``, ``seg<k>``, ``summary``): ``submit --force``
-    sends the same task ids again, in a new run.
+    Counted per ``run`` (the record's) and unit of work (``analyze``, ``seg<k>``, ``summary``):
+    ``submit --force`` sends the same task ids again, in a new run.
     """
     client = context.client
-    run = client.hget(context.keys.video(job.video_id), "run") or "1"
     key = context.keys.deliveries(f"{task_id(job.video_id, unit)}.r{run}")
     pipe = client.pipeline()
     pipe.incr(key)

@@ -119,8 +119,8 @@ class WorkerContext:
 
     def event(self, kind: str, video_id: str, path: str, detail: Any) -> None:
         """One lifecycle entry on the events stream (``progress``, ``segment_done``)."""
-        self.client.xadd(self.keys.events, event_fields(kind, video_id, path, detail),
-                         maxlen=self.config.redis.events_maxlen, approximate=True)
+        fields: dict[Any, Any] = event_fields(kind, video_id, path, detail)
+        self.client.xadd(self.keys.events, fields, maxlen=self.config.redis.events_maxlen, approximate=True)
 
     def fail(self, video_id: str, reason: str, *, path: str | None = None) -> None:
         """Mark the video ``failed`` with ``reason`` (once: a finished video stays as it is)."""
@@ -135,7 +135,7 @@ class WorkerContext:
         self.fail(video_id, f"{stage}: video {video_id}: hard time limit exceeded ({task_id})")
 
 
-class WorkerTask(Task):  # type: ignore[misc]
+class WorkerTask(Task):
     """The base of our tasks: ``context`` is set when :func:`~vidwatch.tasks.video.register_tasks` binds them."""
 
     context: WorkerContext

@@ -36,8 +36,9 @@ def summarize(task: WorkerTask, video_id: str) -> str:
 
     def body() -> str:
         context.ensure()
-        job.path = context.records.get(video_id).get("path", "")
-        count_delivery(context, job, "summary")
+        record = context.records.get(video_id)
+        job.path = record.get("path", "")
+        count_delivery(context, job, "summary", record.get("run") or "1")
         return summarize_video(context, job)
 
     return run_task(task, context, job, body)

@@ -82,7 +82,7 @@ def _analyze_video(context: WorkerContext, job: Job, queue: str, check: Check) -
     if state in TERMINAL:
         logger.info("analyze video=%s: already %s; duplicate delivery ignored", video_id, state)
         return state
-    count_delivery(context, job, "analyze")
+    count_delivery(context, job, "analyze", record.get("run") or "1")
     context.records.transition(
         video_id, "processing", {"worker": worker}, event="started" if state != "processing" else None,
         path=job.path, detail={"worker": worker},
@@ -103,7 +103,7 @@ def _analyze_segment(context: WorkerContext, job: Job, segment: int, check: Chec
     job.path = record.get("path", "")
     if not record or state in TERMINAL:
         return state or "unknown"
-    count_delivery(context, job, f"seg{segment}")
+    count_delivery(context, job, f"seg{segment}", record.get("run") or "1")
     spool, facts = spool_facts(record)
     segments = json.loads(record["segments"])
     return _segment(context, job, segment, record, spool, facts, segments, check)
@@ -154,6 +154,6 @@ def _segment(
     )
     joined = join.segment_in(context, video_id, job.path, k, len(segments), result)
     if joined is not join.Joined.HERE:
-        return joined.value
+        return str(joined.value)
     job.stage = "summary"  # a one-segment video is summarised by its own task
     return summarize_video(context, job)

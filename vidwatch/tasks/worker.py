@@ -80,8 +80,9 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                fields: dict[Any, Any] = {**self.fields, **(self.stats() if self.stats else {})}
                 pipe = self.client.pipeline()
-                pipe.hset(self.key, mapping={**self.fields, **(self.stats() if self.stats else {})})
+                pipe.hset(self.key, mapping=fields)
                 pipe.expire(self.key, int(self.period_s * 3) + 1)
                 pipe.execute()
             except redis.RedisError as exc:
