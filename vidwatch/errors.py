@@ -138,7 +138,7 @@ class ApiError(VidwatchError):
 
 # Failure labels: every failed video records where it failed (``stage``) and why (``kind``),
 # each from a small fixed set, so metrics count them without reading the error's text.
-STAGES = ("probe", "normalize", "analyze", "ingest", "publish", "submit")
+STAGES = ("probe", "normalize", "analyze", "summary", "ingest", "publish", "submit")
 FAILURE_KINDS = (
     "not_a_video", "empty_file", "truncated", "timeout", "source_gone", "source_changed", "missing",
     "unreachable", "permission", "unreadable", "internal", "engine", "refused", "too_large", "other",

@@ -17,7 +17,8 @@ from vidwatch.analyzers import Context as AnalyzerContext
 from vidwatch.analyzers import build as build_analyzers
 from vidwatch.analyzers import summaries as analyzer_summaries
 from vidwatch.config import Config
-from vidwatch.engines.base import Detection, Engine
+from vidwatch.detection import Detection
+from vidwatch.engines.base import Engine
 from vidwatch.engines.batcher import InlineStream, Stream
 from vidwatch.engines.motion import MotionDetector
 from vidwatch.media.decode import Frame, FrameReader, decode_size

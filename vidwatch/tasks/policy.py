@@ -6,8 +6,14 @@
 |---|---|---|
 | :class:`Cancelled` (connection lost) | ``CANCEL`` | re-raised: the unacknowledged message returns to the queue |
 | :class:`Poison` (delivered too often) | ``POISON`` | the video was failed; the message is dead-lettered |
-| Redis unreachable (transient) | ``RETRY`` | retried with backoff; after ``MAX_RETRIES`` the video fails |
+| a retryable error (``is_retryable``) | ``RETRY`` | retried with backoff; after ``MAX_RETRIES`` the video fails |
 | soft time limit, vidwatch error, other | ``FAIL`` | the video fails (once): ``<stage>: <path>: <why>`` |
+
+Redis errors raised by a body are translated at this boundary
+(:func:`~vidwatch.results.connection.redis_errors`): unreachable Redis is
+:class:`~vidwatch.errors.ResultsUnavailable` (retryable), a refused command a permanent
+:class:`~vidwatch.errors.ResultsError`. A failure is stored with its stage and kind
+(:meth:`~vidwatch.results.records.Records.fail`), not only as text.
 
 Every task also counts its deliveries (:func:`count_delivery`): past ``[worker]
 max_deliveries`` the video fails and the message goes to the dead-letter queue instead
@@ -21,26 +27,21 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
 from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from vidwatch.errors import VidwatchError
+from vidwatch.errors import Cancelled, Poison, VidwatchError, failure_kind, is_retryable
+from vidwatch.results.connection import redis_errors
 from vidwatch.tasks.app import task_id
 from vidwatch.tasks.resources import WorkerContext
-from vidwatch.tasks.threadpool import RUNNING, Cancelled
+from vidwatch.tasks.threadpool import RUNNING
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
 DELIVERY_COUNT_TTL_S = 7 * 24 * 3600
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 
 Check = Callable[[], None] | None  # called once per analysed frame; raises to stop the task
-
-
-class Poison(Exception):
-    """A message delivered more often than ``max_deliveries``."""
 
 
 class Verdict(enum.Enum):
@@ -65,14 +66,15 @@ class Job:
 def decide(exc: BaseException) -> Verdict:
     """What the policy does with ``exc`` (see the module's table).
 
-    >>> decide(redis.ConnectionError("down")), decide(ValueError("bug"))
+    >>> from vidwatch.errors import ResultsUnavailable
+    >>> decide(ResultsUnavailable("redis: down")), decide(ValueError("bug"))
     (<Verdict.RETRY: 'retry'>, <Verdict.FAIL: 'fail'>)
     """
     if isinstance(exc, Cancelled):
         return Verdict.CANCEL
     if isinstance(exc, Poison):
         return Verdict.POISON
-    if isinstance(exc, TRANSIENT):
+    if is_retryable(exc):
         return Verdict.RETRY
     return Verdict.FAIL
 
@@ -96,13 +98,16 @@ def run_task(task: Task, context: WorkerContext, job: Job, body: Callable[[], st
     """Run ``body`` under the policy: its result, or ``"failed"`` when the policy failed the video."""
     try:
         try:
-            return body()
+            with redis_errors():
+                return body()
         except Exception as exc:
             if decide(exc) is not Verdict.FAIL:
                 raise
             if not isinstance(exc, SoftTimeLimitExceeded | VidwatchError):
                 logger.exception("%s video=%s path=%s: unexpected error", job.stage, job.video_id, job.path)
-            context.fail(job.video_id, failure_reason(job, exc), path=job.path)  # Redis down: retried below
+            with redis_errors():  # Redis down while failing the video: retried below
+                context.fail(job.video_id, failure_reason(job, exc), path=job.path, stage=job.stage,
+                             kind="timeout" if isinstance(exc, SoftTimeLimitExceeded) else failure_kind(exc))
             return "failed"
     except Exception as exc:
         _escalate(task, context, job, exc)  # dead-letters or retries by raising; else re-raised as it is
@@ -110,7 +115,7 @@ def run_task(task: Task, context: WorkerContext, job: Job, body: Callable[[], st
 
 
 def _escalate(task: Task, context: WorkerContext, job: Job, exc: Exception) -> None:
-    """Dead-letter the message (poison) or retry it (Redis unreachable); a cancellation just goes up."""
+    """Dead-letter the message (poison) or retry it (transient); a cancellation just goes up."""
     verdict = decide(exc)
     if verdict is Verdict.CANCEL:
         logger.warning("task %s: cancelled; its message returns to the queue", task.request.id)
@@ -119,10 +124,11 @@ def _escalate(task: Task, context: WorkerContext, job: Job, exc: Exception) -> N
         raise Reject(str(exc), requeue=False) from exc
     elif verdict is Verdict.RETRY:
         retries = task.request.retries
-        if retries >= MAX_RETRIES:
-            context.fail(job.video_id, f"{job.stage}: Redis unreachable after {MAX_RETRIES} retries")
-        else:
+        if retries < MAX_RETRIES:
             raise task.retry(exc=exc, countdown=min(60, 2**retries)) from exc
+        logger.error("%s video=%s: %s; giving up after %d retries", job.stage, job.video_id, exc, MAX_RETRIES)
+        context.fail(job.video_id, f"{job.stage}: {job.path}: {exc} (unreachable after {MAX_RETRIES} retries)",
+                     path=job.path, stage=job.stage, kind=failure_kind(exc))
 
 
 def count_delivery(context: WorkerContext, job: Job, unit: str, run: str) -> None:
@@ -141,8 +147,9 @@ def count_delivery(context: WorkerContext, job: Job, unit: str, run: str) -> Non
     if deliveries > limit:
         reason = (f"{job.stage}: {job.path}: poison message: {unit} delivered {deliveries} times "
                   f"(max_deliveries {limit})")
-        context.records.fail(job.video_id, reason, path=job.path)
-        raise Poison(reason)
+        poison = Poison(reason)
+        context.records.fail(job.video_id, reason, path=job.path, stage=job.stage, kind=failure_kind(poison))
+        raise poison
 
 
 def limits_check(task: Task, context: WorkerContext, video_id: str) -> Check:

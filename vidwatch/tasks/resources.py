@@ -122,17 +122,19 @@ class WorkerContext:
         fields: dict[Any, Any] = event_fields(kind, video_id, path, detail)
         self.client.xadd(self.keys.events, fields, maxlen=self.config.redis.events_maxlen, approximate=True)
 
-    def fail(self, video_id: str, reason: str, *, path: str | None = None) -> None:
-        """Mark the video ``failed`` with ``reason`` (once: a finished video stays as it is)."""
+    def fail(self, video_id: str, reason: str, *, stage: str, kind: str, path: str | None = None) -> None:
+        """Mark the video ``failed`` with ``reason``, ``stage`` and ``kind`` (once: a finished video stays so)."""
         self.ensure()
         if path is None:
-            path = self.records.get(video_id).get("path", "")
-        self.records.fail(video_id, reason, path=path)
+            record = self.records.record(video_id)
+            path = record.path if record is not None else ""
+        self.records.fail(video_id, reason, path=path, stage=stage, kind=kind)
 
     def fail_hard_limit(self, video_id: str, task_id: str) -> None:
         """A task killed (prefork) or abandoned (threads) at its hard time limit: its video's last word."""
         stage = "summary" if task_id.endswith(".summary") else "analyze"
-        self.fail(video_id, f"{stage}: video {video_id}: hard time limit exceeded ({task_id})")
+        self.fail(video_id, f"{stage}: video {video_id}: hard time limit exceeded ({task_id})", stage=stage,
+                  kind="timeout")
 
 
 class WorkerTask(Task):

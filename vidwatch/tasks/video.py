@@ -15,9 +15,9 @@ its process's resources (:class:`~vidwatch.tasks.resources.WorkerContext`).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from celery import Celery
@@ -26,7 +26,7 @@ from vidwatch.config import Config
 from vidwatch.errors import SourceError
 from vidwatch.media.probe import Probe, probe
 from vidwatch.results.crops import BestCrops
-from vidwatch.results.records import TERMINAL
+from vidwatch.results.records import State, VideoRecord
 from vidwatch.tasks import join
 from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, task_id
 from vidwatch.tasks.pipeline import analyze, save_thumbnail
@@ -73,23 +73,21 @@ def analyze_segment(task: WorkerTask, video_id: str, segment: int) -> str:
 def _analyze_video(context: WorkerContext, job: Job, queue: str, check: Check) -> str:
     context.ensure()
     video_id, worker = job.video_id, worker_name()
-    record = context.records.get(video_id)
-    if not record:
+    record = context.records.record(video_id)
+    if record is None:
         logger.warning("analyze video=%s: no ledger record; message dropped", video_id)
         return "unknown"
-    state = record.get("state", "")
-    job.path = record.get("path", "")
-    if state in TERMINAL:
-        logger.info("analyze video=%s: already %s; duplicate delivery ignored", video_id, state)
-        return state
-    count_delivery(context, job, "analyze", record.get("run") or "1")
+    job.path = record.path
+    if record.terminal:
+        logger.info("analyze video=%s: already %s; duplicate delivery ignored", video_id, record.state)
+        return record.state.value
+    count_delivery(context, job, "analyze", str(record.run))
     context.records.transition(
-        video_id, "processing", {"worker": worker}, event="started" if state != "processing" else None,
-        path=job.path, detail={"worker": worker},
+        video_id, State.PROCESSING, {"worker": worker},
+        event="started" if record.state is not State.PROCESSING else None, path=job.path, detail={"worker": worker},
     )
-    record = context.records.get(video_id)
     spool, facts = spool_facts(record)
-    segments = join.plan_segments(context, video_id, record, spool, facts)
+    segments = join.plan_segments(context, record, spool, facts)
     if len(segments) == 1:
         return _segment(context, job, 0, record, spool, facts, segments, check)
     join.fan_out(context, video_id, segments, queue)
@@ -98,32 +96,32 @@ def _analyze_video(context: WorkerContext, job: Job, queue: str, check: Check) -
 
 def _analyze_segment(context: WorkerContext, job: Job, segment: int, check: Check) -> str:
     context.ensure()
-    record = context.records.get(job.video_id)
-    state = record.get("state", "")
-    job.path = record.get("path", "")
-    if not record or state in TERMINAL:
-        return state or "unknown"
-    count_delivery(context, job, f"seg{segment}", record.get("run") or "1")
+    record = context.records.record(job.video_id)
+    if record is None or record.terminal:
+        return record.state.value if record is not None else "unknown"
+    job.path = record.path
+    count_delivery(context, job, f"seg{segment}", str(record.run))
+    if not record.segments:
+        raise SourceError(f"segment {segment} of a video with no segment plan")
     spool, facts = spool_facts(record)
-    segments = json.loads(record["segments"])
-    return _segment(context, job, segment, record, spool, facts, segments, check)
+    return _segment(context, job, segment, record, spool, facts, record.segments, check)
 
 
-def spool_facts(record: dict[str, str]) -> tuple[Path, Probe]:
+def spool_facts(record: VideoRecord) -> tuple[Path, Probe]:
     """The spooled copy the daemon made, and its probe; :class:`SourceError` when it is gone."""
-    spool = Path(record.get("spool_path", ""))
-    if not record.get("spool_path") or not spool.exists():
+    spool = Path(record.spool_path)
+    if not record.spool_path or not spool.exists():
         raise SourceError(f"spooled copy {spool} is missing")
     return spool, probe(spool)
 
 
 def _segment(
-    context: WorkerContext, job: Job, k: int, record: dict[str, str], spool: Path, facts: Probe,
-    segments: list[list[float]], check: Check,
+    context: WorkerContext, job: Job, k: int, record: VideoRecord, spool: Path, facts: Probe,
+    segments: Sequence[tuple[float, float]], check: Check,
 ) -> str:
     """Analyse segment ``k``, write its detections and partial once, and join: summarise when all are in."""
     video_id, config = job.video_id, context.config
-    camera = record.get("camera", "default")
+    camera = record.camera or "default"
     start_s, length_s = segments[k]
     last = k == len(segments) - 1
     started = time.monotonic()
@@ -148,7 +146,7 @@ def _segment(
         analysis, start_s=start_s, end_s=start_s + analysis.duration_s, wall_s=wall_s, worker=worker_name(),
         thumbnail=str(thumb) if thumb else None, thumbnail_area=area if thumb else 0.0, crops=crop_entries,
     )
-    start_ts = float(record.get("start_ts") or time.time())
+    start_ts = record.start_ts if record.start_ts is not None else time.time()
     result = context.writer.write_segment(
         video_id, k, camera, start_ts, analysis.frames, partial=partial, segments=len(segments)
     )
