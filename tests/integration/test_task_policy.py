@@ -55,7 +55,8 @@ def test_one_function_decides_what_an_error_does(exc: BaseException, expected: V
 REASONS = [  # stage, exception, the video's error text
     ("analyze", SoftTimeLimitExceeded(), "analyze: /in/a.mp4: time limit exceeded"),
     ("summary", SoftTimeLimitExceeded(), "summary: /in/a.mp4: time limit exceeded"),
-    ("analyze", SourceError("spooled copy /s/a.mp4 is missing"), "analyze: /in/a.mp4: spooled copy /s/a.mp4 is missing"),
+    ("analyze", SourceError("spooled copy /s/a.mp4 is missing"),
+     "analyze: /in/a.mp4: spooled copy /s/a.mp4 is missing"),
     ("summary", KeyError("x"), "summary: /in/a.mp4: internal error: KeyError('x')"),
 ]
 
