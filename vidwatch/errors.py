@@ -148,7 +148,7 @@ _KIND_OF_SOURCE_KIND = {
     "not_video": "not_a_video", "no_video_stream": "not_a_video", "unsupported_codec": "not_a_video",
     "empty": "empty_file", "truncated": "truncated", "corrupt": "truncated", "timed_out": "timeout",
     "refused_reference": "refused", "too_large": "too_large", "too_long": "too_large",
-    "unreadable": "unreadable", "incomplete": "truncated", "normalize_failed": "other",
+    "unreadable": "unreadable", "incomplete": "truncated", "normalize_failed": "other", "missing": "missing",
 }
 
 

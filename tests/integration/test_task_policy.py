@@ -181,7 +181,8 @@ def flaky(task: WorkerTask, video_id: str, failures: int) -> str:
 
 @pytest.fixture
 def worker(app: Celery, context: WorkerContext) -> Iterator[None]:
-    app.task(name="vidwatch.cpu.flaky", bind=True, base=WorkerTask, context=context, max_retries=5)(flaky)
+    app.task(name="vidwatch.cpu.flaky", bind=True, base=WorkerTask, context=context, max_retries=5,
+             shared=False)(flaky)
     with start_worker(app, pool="solo", perform_ping_check=False, queues=["cpu"], shutdown_timeout=30):
         yield
 

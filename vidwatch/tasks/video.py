@@ -45,7 +45,8 @@ def register_tasks(app: Celery, config: Config, *, threaded: bool = False) -> Wo
     ``threaded``: for :class:`~vidwatch.tasks.threadpool.ThreadPool` (tasks are threads of one process).
     """
     context = WorkerContext(config, app, threaded=threaded)
-    options = {"bind": True, "base": WorkerTask, "max_retries": MAX_RETRIES, "context": context}
+    # shared=False: bound to this app only, not to every app finalized later in the process
+    options = {"bind": True, "base": WorkerTask, "max_retries": MAX_RETRIES, "context": context, "shared": False}
     for queue in ("gpu", "cpu"):
         app.task(name=ANALYZE_TASK[queue], **options)(analyze_video)
         app.task(name=SEGMENT_TASK[queue], **options)(analyze_segment)
@@ -111,7 +112,7 @@ def spool_facts(record: VideoRecord) -> tuple[Path, Probe]:
     """The spooled copy the daemon made, and its probe; :class:`SourceError` when it is gone."""
     spool = Path(record.spool_path)
     if not record.spool_path or not spool.exists():
-        raise SourceError(f"spooled copy {spool} is missing")
+        raise SourceError(f"spooled copy {spool} is missing", kind="missing")
     return spool, probe(spool)
 
 
