@@ -34,6 +34,7 @@ from vidwatch.tasks.policy import MAX_RETRIES, Check, Job, count_delivery, limit
 from vidwatch.tasks.resources import WorkerContext, WorkerTask, worker_name
 from vidwatch.tasks.summary import summarize, summarize_video
 
+# WorkerContext and task_id are also importable from here, where callers have found them so far
 __all__ = ["WorkerContext", "analyze_segment", "analyze_video", "register_tasks", "task_id"]
 
 logger = logging.getLogger(__name__)
