@@ -24,6 +24,7 @@ from vidwatch.media.probe import probe
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records, State, VideoRecord
 from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, make_app, task_id
+from vidwatch.tasks.threadpool import RUNNING, ThreadPool
 from vidwatch.tasks.video import register_tasks
 
 pytestmark = pytest.mark.timeout(120)
@@ -117,6 +118,24 @@ def test_a_long_video_is_fanned_out_and_joined_by_the_summary_task(
     assert kinds.count("segment_done") == 2 and kinds[-1] == "done" and kinds.count("started") == 1
     for unit in ("analyze", "seg0", "seg1", "summary"):  # each message delivered once
         assert redis_client.get(records.keys.deliveries(f"{task_id('long', unit)}.r1")) == "1"
+
+
+def test_the_gpu_workers_thread_pool_runs_the_segments_with_their_limits(
+    config: Config, records: Records, redis_client: redis.Redis, tmp_path: Path, ffmpeg: str
+) -> None:
+    """Threads of one process share one batcher; each task's limits are registered while it runs."""
+    app = make_app(config)
+    context = register_tasks(app, config, threaded=True)
+    queue_video(records, "gpu", spooled(config, tmp_path, "gpu", 12.0))
+    with start_worker(app, pool=ThreadPool, concurrency=2, perform_ping_check=False, shutdown_timeout=30):
+        app.send_task(ANALYZE_TASK["gpu"], args=["gpu"], task_id=task_id("gpu"))
+        record = ended(records, "gpu")
+    app.close()
+    assert record.state is State.DONE, record.error
+    summary = summary_of(redis_client, records.keys, record)
+    assert json.loads(summary["processing"])["segments"] == 2 and int(summary["frames_analyzed"]) == 60
+    assert int(context.batch_stats()["batch_frames"]) >= 60  # every segment fed the one batcher
+    assert RUNNING.overdue(now=float("inf")) == []  # finished tasks leave the registry
 
 
 def test_a_missing_spooled_copy_fails_the_video_in_the_analyze_stage(
