@@ -79,6 +79,7 @@ def config(redis_prefix: str, amqp_url: str, tmp_path: Path) -> Config:
 @pytest.fixture
 def app(config: Config) -> Iterator[Celery]:
     app = make_app(config)
+    app.conf.broker_heartbeat = 0  # the in-process worker stops in 1 s, not 10
     yield app
     app.close()
 

@@ -40,9 +40,16 @@ def config(redis_prefix: str, amqp_url: str, tmp_path: Path) -> Config:
     )
 
 
+def worker_app(config: Config) -> Celery:
+    """The app ``vidwatch worker`` builds, without broker heartbeats (the in-process worker stops in 1 s, not 10)."""
+    app = make_app(config)
+    app.conf.broker_heartbeat = 0
+    return app
+
+
 @pytest.fixture
 def app(config: Config) -> Iterator[Celery]:
-    app = make_app(config)
+    app = worker_app(config)
     register_tasks(app, config)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield app
@@ -124,7 +131,7 @@ def test_the_gpu_workers_thread_pool_runs_the_segments_with_their_limits(
     config: Config, records: Records, redis_client: redis.Redis, tmp_path: Path, ffmpeg: str
 ) -> None:
     """Threads of one process share one batcher; each task's limits are registered while it runs."""
-    app = make_app(config)
+    app = worker_app(config)
     context = register_tasks(app, config, threaded=True)
     queue_video(records, "gpu", spooled(config, tmp_path, "gpu", 12.0))
     with start_worker(app, pool=ThreadPool, concurrency=2, perform_ping_check=False, shutdown_timeout=30):
