@@ -51,15 +51,8 @@ class Analyzer(Protocol):
 
 
 Factory = Callable[[Any, Context], Analyzer]  # takes its own settings model
-_REGISTRY: Registry[Factory] = Registry("analyzer")
-
-
-def register(name: str, settings: type[AnalyzerSettings] | None = None) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type`` (and the settings model, which the configuration
-    validates ``[[analyzers]]`` tables with); a duplicate is an error."""
-    if settings is not None:
-        ANALYZER_SETTINGS.register(settings)
-    return _REGISTRY.register(name)
+_REGISTRY: Registry[Factory] = Registry("analyzer", settings=ANALYZER_SETTINGS)
+register = _REGISTRY.register  # register("name", Settings)(factory): a duplicate is an error
 
 
 def registered() -> list[str]:

@@ -90,15 +90,8 @@ class Stage(Protocol):
 
 
 Factory = Callable[[Any], Stage]  # takes its own settings model
-_REGISTRY: Registry[Factory] = Registry("stage")
-
-
-def register(name: str, settings: type[StageSettings] | None = None) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type`` (and the settings model, which the configuration
-    validates ``[[stages]]`` tables with); a duplicate is an error."""
-    if settings is not None:
-        STAGE_SETTINGS.register(settings)
-    return _REGISTRY.register(name)
+_REGISTRY: Registry[Factory] = Registry("stage", settings=STAGE_SETTINGS)
+register = _REGISTRY.register  # register("name", Settings)(factory): a duplicate is an error
 
 
 def registered() -> list[str]:
