@@ -45,7 +45,9 @@ class Frame:
 class FrameReader:
     """Iterate the frames of ``path`` at ``fps``, scaled to ``size``.
 
-    >>> # for frame in FrameReader(path, fps=5, size=(640, 360)): ...
+    Example (not run: needs a model or a video)::
+
+        for frame in FrameReader(path, fps=5, size=(640, 360)): ...
     """
 
     def __init__(
