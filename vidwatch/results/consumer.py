@@ -1,7 +1,9 @@
 """Consume a results stream as one member of a consumer group, at least once, surviving crashes.
 
->>> # consumer = StreamConsumer(client, "vidwatch:summaries", group="archiver", consumer="host-1")
->>> # consumer.run(lambda entry_id, fields: archive(fields))      # blocks; Ctrl-C to stop
+Example (not run: blocks until Ctrl-C)::
+
+    consumer = StreamConsumer(client, "vidwatch:summaries", group="archiver", consumer="host-1")
+    consumer.run(lambda entry_id, fields: archive(fields))
 
 What it guarantees (see ``docs/consumers.md``):
 
