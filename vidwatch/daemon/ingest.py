@@ -25,6 +25,7 @@ from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.daemon.ledger import Ledger
 from vidwatch.daemon.normalize import Normalizer, ShuttingDown
 from vidwatch.daemon.publish import Publisher
+from vidwatch.daemon.work import Kind
 from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
@@ -51,6 +52,22 @@ def recording_start(facts: Probe | None, mtime_ns: int, path_ts: float | None = 
     if path_ts is not None:
         return path_ts
     return mtime_ns / 1e9 - (facts.duration_s if facts else 0.0)
+
+
+def source_in_root(path: str | Path, rules: PathRules) -> tuple[Path, Path]:
+    """``path`` resolved (symlinks included), and as below its root as configured (how the ledger names it).
+
+    Raises :class:`SourceError` when it resolves outside every root, or is not a file.
+    """
+    resolved = Path(path).resolve()
+    for root in rules.roots:
+        real_root = root.resolve()
+        if resolved == real_root or real_root in resolved.parents:
+            if not resolved.is_file():
+                raise SourceError(f"submit: {path}: not a file")
+            return resolved, root / resolved.relative_to(real_root)
+    roots = ", ".join(str(root.resolve()) for root in rules.roots)
+    raise SourceError(f"submit: {path}: not inside a watched root ({roots})")
 
 
 @dataclass(frozen=True)
@@ -90,18 +107,19 @@ class Ingestor:
         return self.path_time.parse(source.relative_to(root).as_posix() if root else source.name)
 
     # ------------------------------------------------------------------ stage 1
-    def claim(self, path: str, *, final_attempt: bool) -> str | None:
-        """Ledger a settled file. Returns "not_ready" to be looked at again later, else None."""
+    def claim(self, path: str, *, final_attempt: bool) -> Kind:
+        """Ledger a settled file: :attr:`Kind.NOT_READY` to be looked at again later, else :attr:`Kind.CLAIMED`
+        (ledgered now, known already, or gone)."""
         source = Path(path)
         try:
             fp = fingerprint(source)
         except FileNotFoundError:
-            return None
+            return Kind.CLAIMED
         if self.ledger.known(path, fp.size, fp.mtime_ns):
-            return None
+            return Kind.CLAIMED
         reason = incomplete_reason(source)
         if reason is not None and not final_attempt:
-            return "not_ready"
+            return Kind.NOT_READY
         fields: dict[str, Any] = {
             "camera": self.rules.camera(source),
             "root": str(self.rules.root_of(source) or ""),
@@ -109,13 +127,13 @@ class Ingestor:
         }
         if not self.ledger.claim(path, fp, fields):
             logger.info("ingest: %s is already known as video %s", path, fp.video_id)
-            return None
+            return Kind.CLAIMED
         if reason is not None:
             attempts = self.config.normalize.probe_attempts
             self.records.fail(fp.video_id, f"ingest: {path}: {reason} after {attempts} checks", path=path)
-            return None
+            return Kind.CLAIMED
         self.ledger.enqueue(fp.video_id)
-        return None
+        return Kind.CLAIMED
 
     # ------------------------------------------------------------------ stage 2
     def process(self, video_id: str) -> PublishOutcome | None:

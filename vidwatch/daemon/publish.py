@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from celery import Celery
 from kombu.connection import Connection
 
+from vidwatch.config import Config
 from vidwatch.errors import PublishError
 from vidwatch.tasks.app import ANALYZE_TASK
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
+
+
+def queue_for(config: Config) -> str:
+    """The queue videos are published to: ``[broker] analyze_queue``; ``auto`` follows ``[engine] kind``.
+
+    Only the configuration decides (never this host's GPU: the daemon may run where no worker does).
+
+    >>> from vidwatch.config import BrokerConfig, EngineConfig
+    >>> queue_for(Config(engine=EngineConfig(kind="tensorrt"))), queue_for(Config())
+    ('gpu', 'cpu')
+    >>> queue_for(Config(broker=BrokerConfig(analyze_queue="gpu")))
+    'gpu'
+    """
+    if config.broker.analyze_queue != "auto":
+        return config.broker.analyze_queue
+    return "gpu" if config.engine.kind == "tensorrt" else "cpu"
 
 
 def task_id(video_id: str, segment: str = "analyze") -> str:
@@ -30,9 +49,15 @@ class Publisher:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._connection: Connection | None = None
+        self._on_confirmed: list[Callable[[float], None]] = []
+
+    def on_confirmed(self, observer: Callable[[float], None]) -> None:
+        """Call ``observer`` with the seconds each confirmed publish took (a metrics histogram, say)."""
+        self._on_confirmed.append(observer)
 
     def publish(self, video_id: str) -> None:
         """Return once the broker confirmed the message; raise :class:`PublishError` otherwise."""
+        started = time.monotonic()
         with self._lock:
             try:
                 if self._connection is None:
@@ -56,6 +81,8 @@ class Publisher:
             except Exception as exc:  # kombu/amqp/socket errors all mean "not confirmed"
                 self._reset()
                 raise PublishError(f"publish: video {video_id}: broker did not confirm: {exc}") from exc
+        for observer in self._on_confirmed:
+            observer(time.monotonic() - started)
 
     def _reset(self) -> None:
         if self._connection is not None:

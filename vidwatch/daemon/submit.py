@@ -25,23 +25,19 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import redis
 
 from vidwatch.config import Config
+from vidwatch.daemon.compose import build
 from vidwatch.daemon.fingerprint import fingerprint
+from vidwatch.daemon.ingest import source_in_root
 from vidwatch.errors import PublishError, SourceError
-from vidwatch.paths import PathRules
-from vidwatch.results.connection import connect
-from vidwatch.results.keys import Keys
-from vidwatch.results.records import TERMINAL, Records
+from vidwatch.results.records import TERMINAL
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +56,16 @@ class Submitted:
 class Submitter:
     def __init__(self, config: Config, client: redis.Redis | None = None) -> None:
         self.config = config
-        self.keys = Keys(config.redis.prefix)
-        self.client = client or connect(config.redis)
-        self.records = Records(self.client, self.keys, events_maxlen=config.redis.events_maxlen)
-        self.rules = PathRules(config.watch)
-        self._ingestor: Any = None
+        # this command's own ledger identity: a daemon takes its claims over (it has no heartbeat)
+        self.parts = build(config, client=client, owner=f"submit:{socket.gethostname()}:{os.getpid()}")
+        self.keys, self.client, self.records = self.parts.keys, self.parts.client, self.parts.records
+        self.rules, self.ingestor = self.parts.rules, self.parts.ingestor
         self._daemon: bool | None = None
 
     # ------------------------------------------------------------------ hand-over
     def submit(self, path: str, *, force: bool = False) -> Submitted:
         """Hand ``path`` over (see the module's docstring); raise :class:`SourceError` for an unusable path."""
-        resolved = self._inside_root(path)
+        resolved, configured = source_in_root(path, self.rules)
         try:
             video_id = fingerprint(resolved).video_id
         except OSError as exc:
@@ -91,18 +86,17 @@ class Submitter:
         if daemon and self.config.api.token is not None:
             self._post_job(str(resolved))
             return Submitted(str(resolved), video_id, "daemon")
-        ingestor = self._ingestor_here()
-        ingestor.claim(str(self._as_configured(resolved)), final_attempt=True)
+        self.ingestor.claim(str(configured), final_attempt=True)
         return Submitted(str(resolved), video_id, self._hand_over(video_id, daemon))
 
     def _hand_over(self, video_id: str, daemon: bool) -> str:
         """Leave a claimed video to the running daemon, or normalize and publish it here."""
+        ingestor = self.ingestor
         if daemon:
-            ingestor = self._ingestor_here()
             ingestor.ledger.enqueue(video_id)
             return "claimed"
         self.client.zrem(self.keys.backlog, video_id)
-        ingestor = self._ingestor_here()
+        self.config.paths.spool.mkdir(parents=True, exist_ok=True)
         for attempt in range(PUBLISH_ATTEMPTS):
             outcome = ingestor.process(video_id) if attempt == 0 else ingestor.publish(
                 video_id, self.records.get(video_id).get("path", ""), attempt
@@ -114,8 +108,7 @@ class Submitter:
         raise PublishError(f"submit: video {video_id}: the broker did not confirm after {PUBLISH_ATTEMPTS} attempts")
 
     def close(self) -> None:
-        if self._ingestor is not None:
-            self._ingestor.publisher.close()
+        self.parts.publisher.close()
 
     # ------------------------------------------------------------------ waiting
     def wait(self, video_ids: list[str], *, timeout_s: float | None) -> dict[str, dict[str, str]]:
@@ -159,41 +152,6 @@ class Submitter:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.config.api.port}{route}"
-
-    def _inside_root(self, path: str) -> Path:
-        resolved = Path(path).resolve()
-        roots = [root.resolve() for root in self.rules.roots]
-        if not any(root in resolved.parents for root in roots):
-            raise SourceError(f"submit: {path}: not inside a watched root ({', '.join(map(str, roots))})")
-        if not resolved.is_file():
-            raise SourceError(f"submit: {path}: not a file")
-        return resolved
-
-    def _as_configured(self, resolved: Path) -> Path:
-        """The path below the root as configured (the daemon ledgers paths that way)."""
-        for root in self.rules.roots:
-            if root.resolve() in resolved.parents:
-                return root / resolved.relative_to(root.resolve())
-        return resolved
-
-    def _ingestor_here(self) -> Any:
-        if self._ingestor is None:
-            from vidwatch.daemon.ingest import Ingestor
-            from vidwatch.daemon.ledger import Ledger
-            from vidwatch.daemon.main import queue_for
-            from vidwatch.daemon.normalize import Normalizer
-            from vidwatch.daemon.publish import Publisher
-            from vidwatch.tasks.app import make_app
-
-            queue = queue_for(self.config)
-            ledger = Ledger(self.client, self.keys, self.records, f"submit:{socket.gethostname()}:{os.getpid()}")
-            publisher = Publisher(make_app(self.config), queue, self.config.broker.publish_timeout_seconds)
-            self.config.paths.spool.mkdir(parents=True, exist_ok=True)
-            normalizer = Normalizer(self.config, self.client, self.keys, threading.Event())  # no spool sweeper here
-            self._ingestor = Ingestor(
-                self.config, self.rules, self.records, ledger, publisher, queue, normalizer=normalizer
-            )
-        return self._ingestor
 
 
 def outcome_line(video_id: str, record: dict[str, str]) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import queue
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+
+from vidwatch.daemon.work import Inbox, Kind, WorkItem
 
 logger = logging.getLogger(__name__)
 
@@ -54,28 +55,34 @@ def choose_mode(mode: str, root: Path, mountinfo: str | None = None) -> str:
     return "poll" if base in NETWORK_FILESYSTEMS or base.startswith("fuse") else "inotify"
 
 
-class EnqueueHandler(FileSystemEventHandler):
-    """Puts the path of every relevant event on a queue; does nothing slow on the observer thread."""
+_FILE_EVENTS = {"created": Kind.CREATED, "modified": Kind.MODIFIED, "closed": Kind.CLOSED}
 
-    def __init__(self, sink: queue.Queue[tuple[str, str]]) -> None:
+
+class EnqueueHandler(FileSystemEventHandler):
+    """Puts a :class:`WorkItem` for every relevant event on the inbox; nothing slow on the observer thread."""
+
+    def __init__(self, sink: Inbox) -> None:
         self.sink = sink
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
         if event.event_type == "moved":
-            self.sink.put(("moved", os.fsdecode(event.dest_path)))
+            self._put(Kind.MOVED, event.dest_path)
             if event.is_directory:
-                self.sink.put(("dir", os.fsdecode(event.dest_path)))
+                self._put(Kind.FOLDER, event.dest_path)
             return
         if event.event_type == "deleted":
-            self.sink.put(("deleted", os.fsdecode(event.src_path)))
+            self._put(Kind.DELETED, event.src_path)
             return
         if event.is_directory:
             if event.event_type == "created":
-                self.sink.put(("dir", os.fsdecode(event.src_path)))
+                self._put(Kind.FOLDER, event.src_path)
             return
-        self.sink.put((event.event_type, os.fsdecode(event.src_path)))
+        self._put(_FILE_EVENTS.get(event.event_type, Kind.MODIFIED), event.src_path)
+
+    def _put(self, kind: Kind, path: str | bytes) -> None:
+        self.sink.put(WorkItem(kind, os.fsdecode(path)))
 
 
 def start_observer(root: Path, mode: str, handler: EnqueueHandler) -> BaseObserver | None:
