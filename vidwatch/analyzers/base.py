@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from vidwatch.registry import Registry
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 
 class AnalyzerSettings(BaseModel):

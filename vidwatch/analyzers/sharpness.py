@@ -22,7 +22,7 @@ from pydantic import Field
 from vidwatch.analyzers.base import AnalyzerSettings, Context, grey, intervals, register
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 ANALYSIS_SIDE = 256  # frames are measured at this long side: cheap, and comparable across resolutions
 HIGH_BAND = 0.25  # cycles per pixel: half the Nyquist frequency

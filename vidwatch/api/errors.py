@@ -6,19 +6,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from vidwatch.errors import ApiError
+
+__all__ = ["ApiError", "ErrorBody", "api_error_handler", "responses"]
+
 
 class ErrorBody(BaseModel):
     error: str
-
-
-class ApiError(Exception):
-    """Answer ``status`` with ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
 
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:

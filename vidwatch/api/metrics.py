@@ -34,7 +34,7 @@ from vidwatch.ops.queues import QueueDepth
 from vidwatch.ops.snapshot import in_flight, live_workers, throughput
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import group_lags
-from vidwatch.results.records import STATES
+from vidwatch.results.records import State, classify_failure
 from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
@@ -42,30 +42,15 @@ router = APIRouter(tags=["operations"])
 
 EVENTS_PER_SCRAPE = 20_000
 _BATCH = 1000
-STAGES = ("probe", "normalize", "analyze", "ingest", "publish", "submit")
-# (words in the failure text, reason label): the first match wins; bounded label values
-REASONS = (
-    ("not a video", "not_a_video"), ("empty file", "empty_file"), ("truncated", "truncated"),
-    ("moov atom", "truncated"), ("time limit", "timeout"), ("timed out", "timeout"), ("timeout", "timeout"),
-    ("disappeared", "source_gone"), ("changed before", "source_changed"), ("missing", "missing"),
-    ("unreachable", "unreachable"), ("permission", "permission"), ("cannot read", "unreadable"),
-    ("internal error", "internal"), ("engine", "engine"),
-)
 
 
 def failure_labels(detail: str) -> tuple[str, str]:
-    """(stage, reason) of a failure text, both from small fixed sets.
+    """Deprecated (kept for its callers; metrics read the record's labels): (stage, reason) of a failure text.
 
     >>> failure_labels("normalize: cam1/a.mp4: truncated (moov atom not found)")
     ('normalize', 'truncated')
-    >>> failure_labels("something else")
-    ('other', 'other')
     """
-    head = detail.split(":", 1)[0].strip().lower()
-    stage = head if head in STAGES else "other"
-    lowered = detail.lower()
-    reason = next((label for words, label in REASONS if words in lowered), "other")
-    return stage, reason
+    return classify_failure(detail)
 
 
 class Metrics:
@@ -133,7 +118,7 @@ class Metrics:
         kind = fields.get("type", "")
         self.events.labels(kind).inc()
         if kind == "failed":
-            self.failures.labels(*failure_labels(fields.get("detail", ""))).inc()
+            self.failures.labels(*self._failure_of(fields)).inc()
             return
         if kind not in ("normalized", "done"):
             return
@@ -152,8 +137,22 @@ class Metrics:
             if isinstance(detail.get("batch_fill"), int | float):
                 self.batch_fill.observe(detail["batch_fill"])
 
+    def _failure_of(self, event: dict[str, str]) -> tuple[str, str]:
+        """(stage, reason) labels of a ``failed`` event: its own fields, else its video record's."""
+        stage, reason = event.get("failure_stage"), event.get("failure_kind")
+        if not (stage and reason):
+            stored = self.client.hmget(self.keys.video(event.get("video_id", "")), ["failure_stage", "failure_kind"])
+            stage, reason = stored[0] or stage, stored[1] or reason  # type: ignore[index]
+        return stage or "other", reason or "other"
+
+    def publish_confirmed(self, seconds: float) -> None:
+        """:class:`vidwatch.status.PublishMetrics`: one publish confirmed after ``seconds``."""
+        self.publish_seconds.observe(seconds)
+
     def time_publishes(self, publisher: Any) -> None:
-        """Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
+        """Deprecated: give the Publisher this object as its ``PublishMetrics`` instead.
+
+        Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
 
         Wraps the one Publisher object in place, so every holder of it (the daemon, its
         ingestor) is timed.
@@ -258,7 +257,7 @@ class _Gauges(Collector):
 
     def _redis(self) -> Iterator[Metric]:
         yield from self._lags()
-        counts = dict.fromkeys(STATES[:4], 0)
+        counts = {state.value: 0 for state in State.in_flight()}
         for row in in_flight(self.client, self.keys):
             counts[row["state"]] = counts.get(row["state"], 0) + 1
         videos = GaugeMetricFamily("vidwatch_videos", "Videos by state (done: indexed videos)", labels=["state"])

@@ -18,7 +18,7 @@ import redis
 from vidwatch.ops.queues import QueueDepth
 from vidwatch.results.keys import Keys
 from vidwatch.results.query import VideoQuery, find_videos
-from vidwatch.results.records import STATES
+from vidwatch.results.records import State
 
 RECENT_EVENTS = 2000
 RECENT_SUMMARIES = 50
@@ -176,7 +176,7 @@ def take_snapshot(
     recent: int = 12,
 ) -> Snapshot:
     flight = in_flight(client, keys)
-    backlog = dict.fromkeys(STATES[:4], 0)
+    backlog = {state.value: 0 for state in State.in_flight()}
     for row in flight:
         backlog[row["state"]] = backlog.get(row["state"], 0) + 1
     return Snapshot(
