@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vidwatch.daemon.fingerprint import fstat
-from vidwatch.daemon.fsguard import FsGuard, RootStuck
+from vidwatch.daemon.fsguard import FsGuard
 from vidwatch.daemon.ingest import Ingestor
 from vidwatch.daemon.normalize import NormalizeMetrics
 from vidwatch.daemon.settle import SettleTracker
-from vidwatch.daemon.transient import TRANSIENT
 from vidwatch.daemon.work import Inbox, Kind, WorkItem
+from vidwatch.errors import ResultsUnavailable, RootStuck
 from vidwatch.paths import PathRules
+from vidwatch.results.connection import redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +150,10 @@ class ClaimPool:
     def _claim(self, path: str, final_attempt: bool) -> None:
         outcome = Kind.CLAIMED
         try:
-            outcome = self.ingestor.claim(path, final_attempt=final_attempt)
-        except TRANSIENT as exc:
-            logger.warning("ingest: %s: Redis unreachable (%s); will retry", path, exc)
+            with redis_errors(f"ingest: claim {path}"):
+                outcome = self.ingestor.claim(path, final_attempt=final_attempt)
+        except ResultsUnavailable as exc:
+            logger.warning("%s; will retry", exc)
             outcome = Kind.RETRY
         except OSError as exc:
             logger.warning("ingest: %s: cannot read (%s); will retry", path, exc)

@@ -23,10 +23,10 @@ from vidwatch.config import Config
 from vidwatch.daemon.completeness import incomplete_reason
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.daemon.ledger import Ledger
-from vidwatch.daemon.normalize import Normalizer, ShuttingDown
+from vidwatch.daemon.normalize import Normalizer
 from vidwatch.daemon.publish import Publisher
 from vidwatch.daemon.work import Kind
-from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
+from vidwatch.errors import NormalizeError, NotReadyError, PublishError, ShuttingDown, SourceError
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
 from vidwatch.results.records import Records

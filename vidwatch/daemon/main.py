@@ -35,11 +35,12 @@ from vidwatch.daemon.fsguard import FsGuard
 from vidwatch.daemon.ingest import source_in_root
 from vidwatch.daemon.normalize_pool import NormalizePool
 from vidwatch.daemon.periodic import IndexPruner, RedisHealth, Timetable
-from vidwatch.daemon.transient import TRANSIENT
 from vidwatch.daemon.walker import Walker
 from vidwatch.daemon.watchers import RootWatchers
 from vidwatch.daemon.work import FILE_CHANGES, Dispatcher, Handler, Inbox, Kind, WorkItem
-from vidwatch.errors import SourceError
+from vidwatch.errors import ResultsUnavailable, SourceError
+from vidwatch.results.connection import redis_errors
+from vidwatch.status import DaemonStatus
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +137,9 @@ class Daemon:
         self.publisher.close()
         self.fs.close()
         try:
-            self.ledger.release()
-        except TRANSIENT:
+            with redis_errors("ledger: release"):
+                self.ledger.release()
+        except ResultsUnavailable:
             logger.warning("daemon: Redis unreachable at shutdown; heartbeat key left to expire")
         logger.info("daemon stopped")
 
@@ -145,11 +147,12 @@ class Daemon:
         delay = 0.5
         while not self.stop_event.is_set():
             try:
-                self.client.ping()
+                with redis_errors("daemon: start"):
+                    self.client.ping()
                 self.redis.ok = True
                 return
-            except TRANSIENT as exc:
-                logger.warning("daemon: Redis unreachable (%s); retrying in %.0f s", exc, delay)
+            except ResultsUnavailable as exc:
+                logger.warning("%s; retrying in %.0f s", exc, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, REDIS_RETRY_MAX_S)
 
@@ -208,19 +211,23 @@ class Daemon:
             and self.ledger.backlog_size() == 0
         )
 
-    def status(self) -> dict[str, Any]:
+    def daemon_status(self) -> DaemonStatus:
         """Counters for health checks, metrics and STATUS lines."""
         pollers = self.watchers.pollers()
-        return {
-            "settling": self.claims.settling,
-            "claiming": self.claims.claiming,
-            "videos_in_progress": self.pool.retries.active(),
-            "publish_retries": self.pool.retries.waiting(),
-            "observers": self.watchers.alive(),
-            "pollers": pollers,
-            "root_errors": self.watchers.root_errors(pollers),
-            "redis_ok": self.redis.ok,
-            "loop_age_s": round(time.monotonic() - self.last_tick, 3),
-            "normalize": self.normalizer.metrics.snapshot(),
-        }
+        return DaemonStatus(
+            settling=self.claims.settling,
+            claiming=self.claims.claiming,
+            videos_in_progress=self.pool.retries.active(),
+            publish_retries=self.pool.retries.waiting(),
+            observers=self.watchers.alive(),
+            pollers=pollers,
+            root_errors=self.watchers.root_errors(pollers),
+            redis_ok=self.redis.ok,
+            loop_age_s=round(time.monotonic() - self.last_tick, 3),
+            normalize=self.normalizer.metrics.snapshot(),
+        )
+
+    def status(self) -> dict[str, Any]:
+        """:meth:`daemon_status` in its dict form, the shape the API and ``ops`` read (and ``/readyz`` shows)."""
+        return self.daemon_status().to_dict()
 

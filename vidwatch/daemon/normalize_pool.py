@@ -15,7 +15,8 @@ import threading
 from vidwatch.daemon.ingest import Ingestor, PublishOutcome
 from vidwatch.daemon.ledger import Ledger
 from vidwatch.daemon.retries import PublishRetry, Requeue, RetryScheduler
-from vidwatch.daemon.transient import TRANSIENT
+from vidwatch.errors import ResultsUnavailable
+from vidwatch.results.connection import redis_errors
 from vidwatch.results.records import Records
 
 logger = logging.getLogger(__name__)
@@ -74,12 +75,18 @@ class NormalizePool:
     # ------------------------------------------------------------------ main-loop jobs
     def flush_requeue(self) -> None:
         """Put back on the backlog what a Redis outage interrupted (raises while Redis is still away)."""
-        if self.requeue.flush(self.ledger.enqueue):
+        with redis_errors("ledger: requeue"):
+            flushed = self.requeue.flush(self.ledger.enqueue)
+        if flushed:
             self.wake()
 
     def resume(self, *, include_own: bool) -> None:
         """Put back on the backlog what a dead daemon (or this one, before a restart) left unfinished."""
         busy = self.holding()
+        with redis_errors("ledger: resume"):
+            self._resume(busy, include_own=include_own)
+
+    def _resume(self, busy: set[str], *, include_own: bool) -> None:
         for record in self.ledger.resumable(include_own=include_own):
             video_id = record["video_id"]
             if video_id in busy:
@@ -101,13 +108,14 @@ class NormalizePool:
         with self._popping_lock:
             self._popping += 1
         try:
-            video_id = self.ledger.pop()
+            with redis_errors("ledger: pop"):
+                video_id = self.ledger.pop()
             if video_id is None:
                 self._work.clear()
             else:
                 self.retries.started(video_id)
             return video_id
-        except TRANSIENT:
+        except ResultsUnavailable:
             self.stop_event.wait(REDIS_PAUSE_S)
             return None
         finally:
@@ -116,13 +124,13 @@ class NormalizePool:
 
     def _process(self, video_id: str) -> None:
         try:
-            outcome = self.ingestor.process(video_id)
-            if outcome is not None and not outcome.confirmed:
-                self._later(video_id, self.records.get(video_id).get("path", ""), 1, outcome)
-                return
-        except TRANSIENT as exc:
-            logger.warning("ingest: video=%s: Redis unreachable (%s); back on the backlog when it returns",
-                           video_id, exc)
+            with redis_errors(f"ingest: video={video_id}"):
+                outcome = self.ingestor.process(video_id)
+                if outcome is not None and not outcome.confirmed:
+                    self._later(video_id, self.records.get(video_id).get("path", ""), 1, outcome)
+                    return
+        except ResultsUnavailable as exc:
+            logger.warning("%s; back on the backlog when it returns", exc)
             self.requeue.add(video_id)
         except Exception:
             logger.exception("ingest: video=%s: unexpected error", video_id)
@@ -131,8 +139,10 @@ class NormalizePool:
 
     def _fail_safely(self, video_id: str, reason: str) -> None:
         try:
-            self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""))
-        except TRANSIENT:
+            with redis_errors(f"ingest: video={video_id}: fail"):
+                self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""), stage="ingest",
+                                  kind="internal")
+        except ResultsUnavailable:
             self.requeue.add(video_id)
 
     # ------------------------------------------------------------------ the retry thread
@@ -144,11 +154,12 @@ class NormalizePool:
 
     def _publish_again(self, retry: PublishRetry) -> None:
         try:
-            outcome = self.ingestor.publish(retry.video_id, retry.path, retry.attempt)
+            with redis_errors(f"ingest: video={retry.video_id}: publish again"):
+                outcome = self.ingestor.publish(retry.video_id, retry.path, retry.attempt)
             if not outcome.confirmed:
                 self._later(retry.video_id, retry.path, retry.attempt + 1, outcome)
                 return
-        except TRANSIENT:
+        except ResultsUnavailable:
             self.requeue.add(retry.video_id)
         except Exception:
             logger.exception("ingest: video=%s: unexpected error while publishing again", retry.video_id)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import redis
 
-from vidwatch.daemon.transient import TRANSIENT
+from vidwatch.errors import ResultsUnavailable
+from vidwatch.results.connection import redis_errors
 from vidwatch.results.keys import Keys
 from vidwatch.results.trim import prune_indexes
 
@@ -74,10 +75,11 @@ class RedisHealth:
 
     def run(self, jobs: Callable[[], None]) -> None:
         try:
-            jobs()
-        except TRANSIENT as exc:
+            with redis_errors("daemon"):
+                jobs()
+        except ResultsUnavailable as exc:
             if self.ok:
-                logger.warning("daemon: Redis unreachable (%s); files wait until it is back", exc)
+                logger.warning("%s; files wait until it is back", exc)
             self.ok = False
             return
         if not self.ok:
@@ -100,9 +102,10 @@ class IndexPruner:
 
     def prune_once(self) -> int:
         try:
-            pruned = prune_indexes(self.client, self.keys)
-        except TRANSIENT as exc:
-            logger.warning("prune: Redis unreachable (%s); next time", exc)
+            with redis_errors("prune"):
+                pruned = prune_indexes(self.client, self.keys)
+        except ResultsUnavailable as exc:
+            logger.warning("%s; next time", exc)
             return 0
         if pruned:
             logger.info("prune: %d trimmed video(s) removed from the indexes", pruned)

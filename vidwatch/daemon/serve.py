@@ -23,7 +23,7 @@ class DaemonService:
         self.daemon = daemon or Daemon(config)
         checks = readiness_checks(config, self.daemon)
         self.api = ApiServer(config, self.daemon, checks)
-        self.daemon.publisher.on_confirmed(self.api.app.state.metrics.publish_seconds.observe)  # for /metrics
+        self.daemon.publisher.report_to(self.api.app.state.metrics)  # publish latency for /metrics
         self.service = ServiceNotifier(self.daemon, Notifier(), checks["broker"], self.daemon.keys)
 
     @property

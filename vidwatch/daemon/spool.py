@@ -20,6 +20,7 @@ from pathlib import Path
 import redis
 
 from vidwatch.config import NormalizeConfig
+from vidwatch.errors import ShuttingDown
 from vidwatch.media.normalize import plan
 from vidwatch.media.probe import Probe
 from vidwatch.results.keys import Keys
@@ -30,10 +31,6 @@ WAIT_POLL_S = 1.0
 STALE_PARTIAL_S = 600.0  # a partial file nobody here writes, untouched this long, is a crash's leftover
 ORPHAN_AGE_S = 86_400.0  # a spool file without any record is removed once this old
 TRANSCODE_BITS_PER_PIXEL = 0.15  # generous size estimate of a transcode (H.264, crf 23)
-
-
-class ShuttingDown(Exception):
-    """The daemon is stopping: the waiting normalization is resumed at the next start."""
 
 
 def video_id_of(name: str) -> str | None:

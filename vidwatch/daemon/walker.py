@@ -17,9 +17,10 @@ from pathlib import Path
 
 import redis
 
-from vidwatch.daemon.transient import TRANSIENT
 from vidwatch.daemon.work import Inbox, Kind, WorkItem
+from vidwatch.errors import ResultsUnavailable
 from vidwatch.paths import PathRules
+from vidwatch.results.connection import redis_errors
 from vidwatch.results.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,10 @@ class Walker:
             try:
                 if folder is None or self.stop_event.is_set():
                     return
-                self._walk(folder)
-            except TRANSIENT as exc:
-                logger.warning("walk %s: Redis unreachable (%s); the next rescan will cover it", folder, exc)
+                with redis_errors(f"walk {folder}"):
+                    self._walk(folder)
+            except ResultsUnavailable as exc:
+                logger.warning("%s; the next rescan will cover it", exc)
             except OSError as exc:
                 logger.warning("walk %s: %s", folder, exc)
             finally:

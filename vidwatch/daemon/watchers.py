@@ -22,6 +22,7 @@ from vidwatch.daemon.poller import DirPoller
 from vidwatch.daemon.watch import EnqueueHandler, choose_mode, start_observer
 from vidwatch.daemon.work import Inbox
 from vidwatch.paths import PathRules
+from vidwatch.status import PollerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -114,20 +115,20 @@ class RootWatchers:
     def alive(self) -> dict[str, bool]:
         return {str(root): observer.is_alive() for root, observer in self.observers.items()}
 
-    def pollers(self) -> dict[str, dict[str, Any]]:
+    def pollers(self) -> dict[str, PollerStatus]:
         return {
-            str(root): {"folder_stats": obs.last_pass.folder_stats, "listings": obs.last_pass.listings,
-                        "seconds": round(obs.last_pass.seconds, 4), "outage": obs.outage}
+            str(root): PollerStatus(obs.last_pass.folder_stats, obs.last_pass.listings,
+                                    round(obs.last_pass.seconds, 4), obs.outage)
             for root, obs in self.observers.items()
             if isinstance(obs, DirPoller)
         }
 
-    def root_errors(self, pollers: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    def root_errors(self, pollers: dict[str, PollerStatus] | None = None) -> dict[str, str]:
         """Why a root is not watched: missing, unreadable, a poller's outage, or stuck filesystem calls."""
         errors = {str(root): why for root, why in self.errors.items()}
         for root, poller in (self.pollers() if pollers is None else pollers).items():
-            if poller["outage"]:
-                errors.setdefault(root, poller["outage"])
+            if poller.outage:
+                errors.setdefault(root, poller.outage)
         for root in self.fs.stuck_roots():
             errors.setdefault(root, "stuck: filesystem calls do not return")
         return errors
