@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ class NormalizeMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._normalized: Counter[str] = Counter()
-        self._seconds: Counter[str] = Counter()
-        self._media_seconds: Counter[str] = Counter()
+        self._seconds: defaultdict[str, float] = defaultdict(float)
+        self._media_seconds: defaultdict[str, float] = defaultdict(float)
         self._failed: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
