@@ -81,7 +81,8 @@ def test_items_compare_as_the_pairs_they_replace() -> None:
         (FileMovedEvent("/nvr/.a.part", "/nvr/a.mp4"), [WorkItem(Kind.MOVED, "/nvr/a.mp4")]),
         (FileDeletedEvent("/nvr/a.mp4"), [WorkItem(Kind.DELETED, "/nvr/a.mp4")]),
         (DirCreatedEvent("/nvr/cam2"), [WorkItem(Kind.FOLDER, "/nvr/cam2")]),
-        (DirMovedEvent("/usb/cam7", "/nvr/cam7"), [WorkItem(Kind.MOVED, "/nvr/cam7"), WorkItem(Kind.FOLDER, "/nvr/cam7")]),
+        (DirMovedEvent("/usb/cam7", "/nvr/cam7"),
+         [WorkItem(Kind.MOVED, "/nvr/cam7"), WorkItem(Kind.FOLDER, "/nvr/cam7")]),
         (FileOpenedEvent("/nvr/a.mp4"), []),  # opening or reading changes nothing
         (FileClosedNoWriteEvent("/nvr/a.mp4"), []),
     ],
