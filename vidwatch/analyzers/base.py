@@ -12,23 +12,20 @@ configuration can import the settings models.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from vidwatch.registry import Registry
+from vidwatch.registry import ANALYZER_SETTINGS, PluginSettings, Registry
 
 if TYPE_CHECKING:
     from vidwatch.detection import Detection
 
 
-class AnalyzerSettings(BaseModel):
+class AnalyzerSettings(PluginSettings):
     """Base of every analyzer's settings: unknown keys are refused, values frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -52,12 +49,15 @@ class Analyzer(Protocol):
         """What this analyzer found over the whole video."""
 
 
-Factory = Callable[[AnalyzerSettings, Context], Analyzer]
+Factory = Callable[[Any, Context], Analyzer]  # takes its own settings model
 _REGISTRY: Registry[Factory] = Registry("analyzer")
 
 
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type``; a duplicate is an error."""
+def register(name: str, settings: type[AnalyzerSettings] | None = None) -> Callable[[Factory], Factory]:
+    """Register a factory under its settings' ``type`` (and the settings model, which the configuration
+    validates ``[[analyzers]]`` tables with); a duplicate is an error."""
+    if settings is not None:
+        ANALYZER_SETTINGS.register(settings)
     return _REGISTRY.register(name)
 
 
@@ -65,9 +65,9 @@ def registered() -> list[str]:
     return _REGISTRY.names()
 
 
-def build(settings: list[AnalyzerSettings], context: Context) -> list[Analyzer]:
+def build(settings: Sequence[PluginSettings], context: Context) -> list[Analyzer]:
     """One fresh analyzer per configured ``[[analyzers]]`` table, in order."""
-    return [_REGISTRY[s.type](s, context) for s in settings]  # type: ignore[attr-defined]
+    return [_REGISTRY[s.type](s, context) for s in settings]
 
 
 def grey(frame: np.ndarray) -> np.ndarray:

@@ -57,4 +57,4 @@ class EdgeDensity:
         }
 
 
-register("edges")(EdgeDensity)
+register("edges", EdgesSettings)(EdgeDensity)

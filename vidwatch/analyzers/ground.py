@@ -93,4 +93,4 @@ class GroundProjection:
         return {"homography": self.matrix is not None, "projected": self.projected}
 
 
-register("ground")(GroundProjection)
+register("ground", GroundSettings)(GroundProjection)

@@ -78,4 +78,4 @@ class HoughLines:
         }
 
 
-register("lines")(HoughLines)
+register("lines", LinesSettings)(HoughLines)

@@ -32,7 +32,8 @@ class DaemonView(Protocol):
 
 
 def daemon_of(request: Request) -> DaemonView:
-    return request.app.state.daemon  # type: ignore[no-any-return]
+    daemon: DaemonView = request.app.state.daemon
+    return daemon
 
 
 def checked_video_id(video_id: str) -> str:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import redis
 from fastapi import APIRouter, Request
@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from vidwatch.ops.queues import QueueDepth
 from vidwatch.ops.snapshot import in_flight, live_workers, throughput
+from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import group_lags
 from vidwatch.results.records import State, classify_failure
@@ -106,12 +107,12 @@ class Metrics:
     def _read_events(self) -> None:
         read = 0
         while read < EVENTS_PER_SCRAPE:
-            entries = self.client.xrange(self.keys.events, min=f"({self._last_id}", count=_BATCH)
-            for entry_id, fields in entries:
+            batch = entries(self.client.xrange(self.keys.events, min=f"({self._last_id}", count=_BATCH))
+            for entry_id, fields in batch:
                 self._count(fields)
                 self._last_id = entry_id
-            read += len(entries)
-            if len(entries) < _BATCH:
+            read += len(batch)
+            if len(batch) < _BATCH:
                 return
 
     def _count(self, fields: dict[str, str]) -> None:
@@ -141,8 +142,9 @@ class Metrics:
         """(stage, reason) labels of a ``failed`` event: its own fields, else its video record's."""
         stage, reason = event.get("failure_stage"), event.get("failure_kind")
         if not (stage and reason):
-            stored = self.client.hmget(self.keys.video(event.get("video_id", "")), ["failure_stage", "failure_kind"])
-            stage, reason = stored[0] or stage, stored[1] or reason  # type: ignore[index]
+            key = self.keys.video(event.get("video_id", ""))
+            stored = cast(list[str | None], self.client.hmget(key, ["failure_stage", "failure_kind"]))
+            stage, reason = stored[0] or stage, stored[1] or reason
         return stage or "other", reason or "other"
 
     def publish_confirmed(self, seconds: float) -> None:
@@ -292,9 +294,9 @@ class _Gauges(Collector):
             "vidwatch_worker_frames_per_second", "Frames/s of each analysing process's newest video",
             labels=["worker", "engine"],
         )
-        for worker, info in throughput(self.client, self.keys).items():
+        for process, info in throughput(self.client, self.keys).items():
             if info["fps"] is not None:
-                fps.add_metric([worker, str(info["engine"])], info["fps"])
+                fps.add_metric([process, str(info["engine"])], info["fps"])
         yield fps
         up = GaugeMetricFamily("vidwatch_redis_up", "Redis answered this scrape")
         up.add_metric([], 1.0)

@@ -11,11 +11,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from vidwatch.ops.queues import QueueDepth
+from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
 from vidwatch.results.query import VideoQuery, find_videos
 from vidwatch.results.records import State
@@ -93,7 +94,7 @@ def workers_by_queue(workers: list[dict[str, Any]], queues: tuple[str, ...]) -> 
 
 def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """Every video not yet done or failed, oldest first, with a progress fraction."""
-    ids = sorted(client.smembers(keys.inflight))
+    ids = sorted(cast(set[str], client.smembers(keys.inflight)))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -136,7 +137,7 @@ def progress(state: str, reported: str | None) -> float:
 def recent_failures(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str, Any]]:
     """The newest ``failed`` events among the last :data:`RECENT_EVENTS` events."""
     failures = []
-    for entry_id, fields in client.xrevrange(keys.events, count=RECENT_EVENTS):
+    for entry_id, fields in entries(client.xrevrange(keys.events, count=RECENT_EVENTS)):
         if fields.get("type") != "failed":
             continue
         failures.append(
@@ -156,7 +157,7 @@ def recent_failures(client: redis.Redis, keys: Keys, limit: int = 20) -> list[di
 def throughput(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
     """Per analysing process, frames/s of its newest video among the last summaries."""
     out: dict[str, dict[str, Any]] = {}
-    for _, fields in client.xrevrange(keys.summaries, count=RECENT_SUMMARIES):
+    for _, fields in entries(client.xrevrange(keys.summaries, count=RECENT_SUMMARIES)):
         try:
             processing = json.loads(fields.get("processing", "{}"))
         except ValueError:

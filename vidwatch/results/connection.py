@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis
 
@@ -30,6 +30,8 @@ TRANSIENT_REDIS_ERRORS: tuple[type[redis.RedisError], ...] = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.BusyLoadingError,
 )
+
+Entry = tuple[str, dict[str, str]]  # one stream entry: (id, fields)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,3 +89,27 @@ def translates_redis_errors(what: str) -> Callable[[Callable[P, R]], Callable[P,
         return wrapper
 
     return decorate
+
+
+# Replies of a ``decode_responses=True`` client (what :func:`connect` makes), typed once here:
+# redis-py types every reply as bytes-or-str (and optional) whatever the client's settings.
+
+
+def entries(reply: Any) -> list[Entry]:
+    """An XRANGE / XREVRANGE reply."""
+    return cast(list[Entry], reply or [])
+
+
+def stream_reads(reply: Any) -> list[tuple[str, list[Entry]]]:
+    """An XREAD / XREADGROUP reply: (stream, entries) pairs."""
+    return cast(list[tuple[str, list[Entry]]], reply or [])
+
+
+def scored(reply: Any) -> list[tuple[str, float]]:
+    """A ZRANGE… WITHSCORES reply: (member, score) pairs."""
+    return cast(list[tuple[str, float]], reply or [])
+
+
+def fields(reply: Any) -> dict[str, str]:
+    """An HGETALL reply (``{}`` when the key does not exist)."""
+    return cast(dict[str, str], reply or {})

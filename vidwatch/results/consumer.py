@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import redis
 
+from vidwatch.results.connection import stream_reads
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, str]], object]
@@ -151,7 +153,7 @@ class StreamConsumer:
             logger.warning("consumer %s/%s: group missing on %s; creating it", self.group, self.consumer, self.stream)
             self.ensure_group()
             return []
-        return [entry for _, entries in response or [] for entry in entries]
+        return [entry for _, batch in stream_reads(response) for entry in batch]
 
     def _claim(self) -> list[tuple[str, dict[str, str]]]:
         reply = self.client.xautoclaim(

@@ -318,7 +318,7 @@ class Records:
         record = {**fields, "video_id": video_id, "state": "seen", "seen_at": now, "updated_at": now}
         flat = _flat(record)
         event = _flat(event_fields("detected", video_id, path, detail))
-        args = [video_id, self.events_maxlen, len(flat), *flat, *event]
+        args: list[str | int] = [video_id, self.events_maxlen, len(flat), *flat, *event]
         keys = [self.keys.video(video_id), self.keys.inflight, self.keys.events]
         return bool(self._create(keys=keys, args=args))
 

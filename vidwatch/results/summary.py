@@ -5,27 +5,57 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidwatch.detection import Detection
+from vidwatch.results.partials import LabelTracks, SegmentPartial
 
 
 @dataclass
 class LabelStats:
+    """One label's statistics, accumulated frame by frame (or segment by segment, in :func:`merge_labels`)."""
+
     tracks: set[int] = field(default_factory=set)
     max_simultaneous: int = 0
     first_pts: float | None = None
     last_pts: float | None = None
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "tracks": len(self.tracks),
-            "max_simultaneous": self.max_simultaneous,
-            "first_pts": _round(self.first_pts),
-            "last_pts": _round(self.last_pts),
-        }
+    def as_json(self) -> dict[str, Any]:
+        """The summary's JSON for this label (track count, times rounded to ms)."""
+        return self.summary().to_dict()
+
+    def summary(self) -> LabelSummary:
+        return LabelSummary(len(self.tracks), self.max_simultaneous, _round(self.first_pts), _round(self.last_pts))
+
+    def segment(self) -> LabelTracks:
+        """What a segment's partial keeps of this label (the track ids themselves, for the merge)."""
+        return LabelTracks(tuple(sorted(self.tracks)), self.max_simultaneous, self.first_pts, self.last_pts)
+
+    def absorb(self, part: LabelTracks, track_map: Mapping[int, int]) -> None:
+        """Add one segment's statistics, its track ids mapped to the video's (joined) ids."""
+        self.tracks.update(track_map.get(int(t), int(t)) for t in part.tracks)
+        self.max_simultaneous = max(self.max_simultaneous, part.max_simultaneous)
+        if part.first_pts is not None:
+            self.first_pts = part.first_pts if self.first_pts is None else min(self.first_pts, part.first_pts)
+            if part.last_pts is not None:
+                self.last_pts = part.last_pts if self.last_pts is None else max(self.last_pts, part.last_pts)
+
+
+def merge_labels(parts: Sequence[SegmentPartial], track_map: Mapping[int, int]) -> dict[str, LabelSummary]:
+    """Per label (sorted), the statistics of the whole video from its segments' partials.
+
+    >>> a = SegmentPartial(0.0, 5.0, 10, labels={"car": LabelTracks((1,), 1, 1.0, 4.0)})
+    >>> b = SegmentPartial(5.0, 9.0, 8, labels={"car": LabelTracks((1000001, 1000002), 2, 5.0, 8.12345)})
+    >>> merge_labels([a, b], {1000001: 1})["car"]
+    LabelSummary(tracks=2, max_simultaneous=2, first_pts=1.0, last_pts=8.123)
+    """
+    stats: dict[str, LabelStats] = {}
+    for part in parts:
+        for label, tracks in part.labels.items():
+            stats.setdefault(label, LabelStats()).absorb(tracks, track_map)
+    return {label: label_stats.summary() for label, label_stats in sorted(stats.items())}
 
 
 def _round(value: float | None) -> float | None:
@@ -91,7 +121,7 @@ class SummaryBuilder:
             self._active_pts, self.frame_s, min_gap_s=self.min_gap_s, min_activity_s=self.min_activity_s
         )
 
-    def labels_json(self) -> dict[str, dict[str, object]]:
+    def labels_json(self) -> dict[str, dict[str, Any]]:
         return {label: stats.as_json() for label, stats in sorted(self.labels.items())}
 
 
