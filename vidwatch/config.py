@@ -136,10 +136,6 @@ class BrokerConfig(_Section):
         SecretStr("amqp://guest:guest@127.0.0.1:5672//"), description="RabbitMQ URL (AMQP 0-9-1), vhost included."
     )
     publish_timeout_seconds: float = Field(10.0, gt=0, description="How long a publish waits for its confirm.")
-    analyze_queue: Literal["auto", "gpu", "cpu"] = Field(
-        "auto", description="Queue the daemon sends each video to; auto: gpu when [engine] kind = \"tensorrt\", "
-        "else cpu (the daemon host's own GPU plays no part).",
-    )
     quorum_queues: bool = Field(
         False, description="Declare the gpu/cpu/summary queues as quorum queues (replicated, for RabbitMQ "
         "clusters). A queue's type cannot change once declared: delete the queues before switching."

@@ -31,8 +31,8 @@ from vidwatch.tasks.app import ANALYZE_TASK
         ({"VIDWATCH_ENGINE__KIND": "tensorrt"}, "gpu"),
         ({"VIDWATCH_ENGINE__KIND": "onnx"}, "cpu"),
         ({"VIDWATCH_ENGINE__KIND": "opencv"}, "cpu"),
-        ({"VIDWATCH_BROKER__ANALYZE_QUEUE": "gpu"}, "gpu"),  # a GPU worker fleet fed by a CPU-only daemon host
-        ({"VIDWATCH_ENGINE__KIND": "tensorrt", "VIDWATCH_BROKER__ANALYZE_QUEUE": "cpu"}, "cpu"),
+        ({"VIDWATCH_ENGINE__QUEUE": "gpu"}, "gpu"),  # a GPU worker fleet fed by a CPU-only daemon host
+        ({"VIDWATCH_ENGINE__KIND": "tensorrt", "VIDWATCH_ENGINE__QUEUE": "cpu"}, "cpu"),
     ],
 )
 def test_the_queue_follows_the_configuration_only(environ: dict[str, str], queue: str) -> None:
@@ -41,12 +41,12 @@ def test_the_queue_follows_the_configuration_only(environ: dict[str, str], queue
 
 
 def test_an_unknown_queue_is_refused_with_its_key() -> None:
-    with pytest.raises(ConfigError, match="analyze_queue"):
-        load_config(None, environ={"VIDWATCH_BROKER__ANALYZE_QUEUE": "tpu"})
+    with pytest.raises(ConfigError, match="queue"):
+        load_config(None, environ={"VIDWATCH_ENGINE__QUEUE": "tpu"})
 
 
 def test_one_build_wires_every_part_to_the_same_client_and_ledger(site: dict, ffmpeg: str) -> None:
-    config = load_config(site["config"], environ={"VIDWATCH_BROKER__ANALYZE_QUEUE": "gpu"})
+    config = load_config(site["config"], environ={"VIDWATCH_ENGINE__QUEUE": "gpu"})
     parts = build(config)
     try:
         assert parts.ledger.daemon_id == daemon_id_for(config.paths.state_dir)

@@ -54,22 +54,6 @@ def recording_start(facts: Probe | None, mtime_ns: int, path_ts: float | None = 
     return mtime_ns / 1e9 - (facts.duration_s if facts else 0.0)
 
 
-def source_in_root(path: str | Path, rules: PathRules) -> tuple[Path, Path]:
-    """``path`` resolved (symlinks included), and as below its root as configured (how the ledger names it).
-
-    Raises :class:`SourceError` when it resolves outside every root, or is not a file.
-    """
-    resolved = Path(path).resolve()
-    for root in rules.roots:
-        real_root = root.resolve()
-        if resolved == real_root or real_root in resolved.parents:
-            if not resolved.is_file():
-                raise SourceError(f"submit: {path}: not a file")
-            return resolved, root / resolved.relative_to(real_root)
-    roots = ", ".join(str(root.resolve()) for root in rules.roots)
-    raise SourceError(f"submit: {path}: not inside a watched root ({roots})")
-
-
 @dataclass(frozen=True)
 class PublishOutcome:
     confirmed: bool

@@ -32,13 +32,13 @@ from vidwatch.daemon.claims import ClaimPool
 from vidwatch.daemon.compose import Components, build
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.daemon.fsguard import FsGuard
-from vidwatch.daemon.ingest import source_in_root
 from vidwatch.daemon.normalize_pool import NormalizePool
 from vidwatch.daemon.periodic import IndexPruner, RedisHealth, Timetable
 from vidwatch.daemon.walker import Walker
 from vidwatch.daemon.watchers import RootWatchers
 from vidwatch.daemon.work import FILE_CHANGES, Dispatcher, Handler, Inbox, Kind, WorkItem
 from vidwatch.errors import ResultsUnavailable, SourceError
+from vidwatch.paths import file_in_roots
 from vidwatch.results.connection import redis_errors
 from vidwatch.status import DaemonStatus
 
@@ -189,9 +189,9 @@ class Daemon:
         The path must resolve (symlinks included) inside a root. Returns the video id the
         file will have; the ledger decides as for a dropped file whether it is new.
         """
-        resolved, configured = source_in_root(path, self.rules)
+        configured = file_in_roots(path, self.rules.roots)
         try:
-            video_id = fingerprint(resolved).video_id
+            video_id = fingerprint(configured).video_id
         except OSError as exc:
             raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
         self.events.put(WorkItem(Kind.SUBMIT, str(configured)))

@@ -22,19 +22,17 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 def queue_for(config: Config) -> str:
-    """The queue videos are published to: ``[broker] analyze_queue``; ``auto`` follows ``[engine] kind``.
+    """The queue videos are published to: ``[engine] queue``; ``auto`` follows ``[engine] kind``.
 
     Only the configuration decides (never this host's GPU: the daemon may run where no worker does).
 
-    >>> from vidwatch.config import BrokerConfig, EngineConfig
+    >>> from vidwatch.config import EngineConfig
     >>> queue_for(Config(engine=EngineConfig(kind="tensorrt"))), queue_for(Config())
     ('gpu', 'cpu')
-    >>> queue_for(Config(broker=BrokerConfig(analyze_queue="gpu")))
+    >>> queue_for(Config(engine=EngineConfig(queue="gpu")))
     'gpu'
     """
-    if config.broker.analyze_queue != "auto":
-        return config.broker.analyze_queue
-    return "gpu" if config.engine.kind == "tensorrt" else "cpu"
+    return config.engine.publish_queue
 
 
 def task_id(video_id: str, segment: str = "analyze") -> str:

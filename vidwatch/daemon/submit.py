@@ -35,8 +35,8 @@ import redis
 from vidwatch.config import Config
 from vidwatch.daemon.compose import build
 from vidwatch.daemon.fingerprint import fingerprint
-from vidwatch.daemon.ingest import source_in_root
 from vidwatch.errors import PublishError, SourceError
+from vidwatch.paths import file_in_roots
 from vidwatch.results.records import TERMINAL
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ class Submitter:
     # ------------------------------------------------------------------ hand-over
     def submit(self, path: str, *, force: bool = False) -> Submitted:
         """Hand ``path`` over (see the module's docstring); raise :class:`SourceError` for an unusable path."""
-        resolved, configured = source_in_root(path, self.rules)
+        configured = file_in_roots(path, self.rules.roots)
+        resolved = configured.resolve()
         try:
             video_id = fingerprint(resolved).video_id
         except OSError as exc:

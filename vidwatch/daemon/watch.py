@@ -1,7 +1,8 @@
-"""watchdog observers on the roots. Events are hints: handlers only enqueue paths.
+"""watchdog observers on the roots. Events are hints: handlers only enqueue work items.
 
 ``mode = "auto"`` polls on network filesystems (NFS, SMB, FUSE…), where writes made
-by other hosts raise no inotify event, and uses inotify elsewhere.
+by other hosts raise no inotify event, and uses inotify elsewhere
+(:func:`vidwatch.filesystems.choose_mode`).
 """
 
 from __future__ import annotations
@@ -16,44 +17,11 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from vidwatch.daemon.work import Inbox, Kind, WorkItem
+from vidwatch.filesystems import choose_mode
+
+__all__ = ["EnqueueHandler", "choose_mode", "start_observer"]
 
 logger = logging.getLogger(__name__)
-
-NETWORK_FILESYSTEMS = {
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse", "fuseblk", "sshfs", "9p", "ceph", "glusterfs",
-    "lustre", "gpfs", "afs", "davfs", "virtiofs",
-}
-
-
-def filesystem_type(path: Path, mountinfo: str | None = None) -> str:
-    """The filesystem type of the mount holding ``path``, from /proc/self/mountinfo."""
-    if mountinfo is None:
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text()
-        except OSError:
-            return "unknown"
-    target = os.path.realpath(path)
-    best, best_type = "", "unknown"
-    for line in mountinfo.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) < 5 or not right:
-            continue
-        mount_point = fields[4].replace("\\040", " ")
-        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and len(mount_point) >= len(best):
-            best, best_type = mount_point, right.split()[0]
-    return best_type
-
-
-def choose_mode(mode: str, root: Path, mountinfo: str | None = None) -> str:
-    """"inotify" or "poll" for a root; ``auto`` polls on network and FUSE filesystems."""
-    if mode != "auto":
-        return mode
-    fstype = filesystem_type(root, mountinfo)
-    base = fstype.split(".")[0]
-    return "poll" if base in NETWORK_FILESYSTEMS or base.startswith("fuse") else "inotify"
-
 
 _FILE_EVENTS = {"created": Kind.CREATED, "modified": Kind.MODIFIED, "closed": Kind.CLOSED}
 
