@@ -78,7 +78,6 @@ class Daemon:
         self.fs_jobs = Timetable()
         self.fs_jobs.every("supervise", SUPERVISE_S, self.watchers.supervise)
         self.fs_jobs.every("rescan", config.watch.rescan_seconds, self.rescan)
-        self.started_at = time.time()
         self.last_tick = time.monotonic()
 
     def _handlers(self) -> dict[Kind, Handler]:
