@@ -35,7 +35,7 @@ from vidwatch.daemon.fsguard import FsGuard
 from vidwatch.daemon.normalize_pool import NormalizePool
 from vidwatch.daemon.periodic import IndexPruner, RedisHealth, Timetable
 from vidwatch.daemon.walker import Walker
-from vidwatch.daemon.watchers import RootWatchers
+from vidwatch.daemon.watchers import RootWatchers, Watcher
 from vidwatch.daemon.work import FILE_CHANGES, Dispatcher, Handler, Inbox, Kind, WorkItem
 from vidwatch.errors import ResultsUnavailable, SourceError
 from vidwatch.paths import file_in_roots
@@ -65,7 +65,7 @@ class Daemon:
         self.stop_event = parts.stop_event
         self.events: Inbox = queue.Queue()
         self.fs = FsGuard(FS_DEADLINE_S)
-        self.walker = Walker(self.client, self.keys, self.rules, self.events, self.stop_event)
+        self.walker = Walker(self.ledger, self.rules, self.events, self.stop_event)
         self.watchers = RootWatchers(config.watch, self.rules, self.fs, self.events, self.walker.walk)
         self.claims = ClaimPool(self.ingestor, self.rules, self.fs, self.events, self.normalizer.metrics)
         self.pool = NormalizePool(self.ingestor, self.stop_event, workers=config.normalize.workers)
@@ -197,7 +197,7 @@ class Daemon:
         return video_id
 
     @property
-    def observers(self) -> dict[Path, Any]:
+    def observers(self) -> dict[Path, Watcher]:
         return self.watchers.observers
 
     def idle(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from vidwatch.daemon.ingest import Ingestor, PublishOutcome
 from vidwatch.daemon.ledger import Ledger
@@ -58,8 +59,8 @@ class NormalizePool:
         """Something was put on the backlog."""
         self._work.set()
 
-    def _spawn(self, target: object, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 

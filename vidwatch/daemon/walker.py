@@ -15,13 +15,11 @@ import queue
 import threading
 from pathlib import Path
 
-import redis
-
+from vidwatch.daemon.ledger import Ledger
 from vidwatch.daemon.work import Inbox, Kind, WorkItem
 from vidwatch.errors import ResultsUnavailable
 from vidwatch.paths import PathRules
 from vidwatch.results.connection import redis_errors
-from vidwatch.results.keys import Keys
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +27,8 @@ WALK_BATCH = 500  # path hints asked of Redis in one pipeline
 
 
 class Walker:
-    def __init__(self, client: redis.Redis, keys: Keys, rules: PathRules, inbox: Inbox, stop: threading.Event) -> None:
-        self.client = client
-        self.keys = keys
+    def __init__(self, ledger: Ledger, rules: PathRules, inbox: Inbox, stop: threading.Event) -> None:
+        self.ledger = ledger
         self.rules = rules
         self.inbox = inbox
         self.stop_event = stop
@@ -73,7 +70,7 @@ class Walker:
                 self._folders.task_done()
 
     def _walk(self, folder: Path) -> None:
-        batch: list[tuple[str, os.stat_result]] = []
+        batch: list[tuple[str, int, int]] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = [d for d in dirnames if not self.rules.is_ignored_name(d)]
             for name in filenames:
@@ -81,9 +78,10 @@ class Walker:
                 if not self.rules.is_candidate(Path(path)):
                     continue
                 try:
-                    batch.append((path, os.stat(path)))
+                    st = os.stat(path)
                 except OSError:
                     continue
+                batch.append((path, st.st_size, st.st_mtime_ns))
                 if len(batch) >= WALK_BATCH:
                     self._report_unknown(batch)
                     batch = []
@@ -91,14 +89,9 @@ class Walker:
                 return
         self._report_unknown(batch)
 
-    def _report_unknown(self, batch: list[tuple[str, os.stat_result]]) -> None:
+    def _report_unknown(self, batch: list[tuple[str, int, int]]) -> None:
         if not batch:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for path, _ in batch:
-            pipe.hget(self.keys.paths, path)
-        hints = pipe.execute()
-        for (path, st), hint in zip(batch, hints, strict=True):
-            if hint and str(hint).startswith(f"{st.st_size}:{st.st_mtime_ns}:"):
-                continue
-            self.inbox.put(WorkItem(Kind.FOUND, path))
+        for (path, _, _), known in zip(batch, self.ledger.known_many(batch), strict=True):
+            if not known:
+                self.inbox.put(WorkItem(Kind.FOUND, path))

@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from vidwatch.config import WatchConfig
 from vidwatch.daemon.fsguard import FsGuard
@@ -29,6 +29,18 @@ logger = logging.getLogger(__name__)
 OBSERVER_JOIN_S = 5.0
 
 
+class Watcher(Protocol):
+    """A watchdog observer or a :class:`DirPoller`: a thread watching one root."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
 class RootWatchers:
     def __init__(
         self, watch: WatchConfig, rules: PathRules, fs: FsGuard, inbox: Inbox, rescan: Callable[[Path], None]
@@ -38,7 +50,7 @@ class RootWatchers:
         self.fs = fs
         self.inbox = inbox
         self.rescan = rescan
-        self.observers: dict[Path, Any] = {}  # watchdog observers and DirPollers: start/stop/join/is_alive
+        self.observers: dict[Path, Watcher] = {}
         self.errors: dict[Path, str] = {}
         self._identities: dict[Path, tuple[int, int]] = {}
 
@@ -100,7 +112,7 @@ class RootWatchers:
             return None
         return st.st_dev, st.st_ino
 
-    def _start(self, root: Path, mode: str) -> Any:
+    def _start(self, root: Path, mode: str) -> Watcher:
         if mode == "poll":
             interval_s = self.watch.poll_interval_seconds
             poller = DirPoller(root, self.inbox, interval_s, skip_folder=self.rules.is_ignored_name)
