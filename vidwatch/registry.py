@@ -20,7 +20,10 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 class Registry(dict[str, F]):
-    """Factories by name; registering a name twice is an error.
+    """Factories by name (engines, analyzers, crop stages: one instance each); a name twice is an error.
+
+    ``settings``: where the family's settings models go (``register(name, Settings)``), for
+    a family configured as a list of ``type``-tagged tables.
 
     >>> plugins: Registry = Registry("plugin")
     >>> @plugins.register("echo")
@@ -29,12 +32,20 @@ class Registry(dict[str, F]):
     (['echo'], 1)
     """
 
-    def __init__(self, what: str, error: type[Exception] = ValueError) -> None:
+    def __init__(self, what: str, error: type[Exception] = ValueError, *,
+                 settings: SettingsRegistry | None = None) -> None:
         super().__init__()
         self.what = what
         self.error = error
+        self.settings = settings
 
-    def register(self, name: str) -> Callable[[F], F]:
+    def register(self, name: str, settings: type[PluginSettings] | None = None) -> Callable[[F], F]:
+        """Register a factory under ``name`` (and its settings model, where the family has them)."""
+        if settings is not None:
+            if self.settings is None:
+                raise self.error(f"{self.what} {name!r}: this family takes no settings model")
+            self.settings.register(settings)
+
         def decorator(factory: F) -> F:
             if name in self:
                 raise self.error(f"{self.what} {name!r} registered twice")

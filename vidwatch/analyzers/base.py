@@ -6,8 +6,9 @@ every decoded frame (``observe``, before the motion gate), may annotate each fra
 detections in source pixels (``annotate``), and reports one JSON-able ``summary()`` per
 video, which lands in the summary entry's ``analyzers`` field.
 
-This package imports neither :mod:`vidwatch.config` nor the engines at run time, so the
-configuration can import the settings models.
+Registering a plugin (``register("edges", EdgesSettings)``) also registers its settings
+model in :data:`vidwatch.registry.ANALYZER_SETTINGS`, through which the configuration
+validates ``[[analyzers]]`` tables without importing this package itself.
 """
 
 from __future__ import annotations
@@ -50,15 +51,8 @@ class Analyzer(Protocol):
 
 
 Factory = Callable[[Any, Context], Analyzer]  # takes its own settings model
-_REGISTRY: Registry[Factory] = Registry("analyzer")
-
-
-def register(name: str, settings: type[AnalyzerSettings] | None = None) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type`` (and the settings model, which the configuration
-    validates ``[[analyzers]]`` tables with); a duplicate is an error."""
-    if settings is not None:
-        ANALYZER_SETTINGS.register(settings)
-    return _REGISTRY.register(name)
+_REGISTRY: Registry[Factory] = Registry("analyzer", settings=ANALYZER_SETTINGS)
+register = _REGISTRY.register  # register("name", Settings)(factory): a duplicate is an error
 
 
 def registered() -> list[str]:

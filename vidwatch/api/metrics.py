@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
 import redis
@@ -36,6 +36,7 @@ from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import group_lags
 from vidwatch.results.records import State, classify_failure
+from vidwatch.status import DaemonStatus
 from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def failure_labels(detail: str) -> tuple[str, str]:
 class Metrics:
     """The registry behind /metrics, fed by :meth:`scrape` and :meth:`timed`."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], dict[str, Any]],
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus | Mapping[str, Any]],
                  queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
         self.client = client
         self.keys = keys
@@ -171,7 +172,7 @@ class Metrics:
 
 
 class _Gauges(Collector):
-    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], dict[str, Any]],
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus | Mapping[str, Any]],
                  queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
         self.client = client
         self.keys = keys
@@ -192,39 +193,39 @@ class _Gauges(Collector):
             yield up
 
     def _daemon(self) -> Iterator[Metric]:
-        status = self.status()
-        for name, text in (
-            ("settling", "Files waiting to settle"),
-            ("claiming", "Settled files being fingerprinted, probed and claimed"),
-            ("videos_in_progress", "Videos this daemon is normalizing or publishing"),
-            ("publish_retries", "Videos waiting for the broker to confirm"),
+        status = DaemonStatus.coerce(self.status())
+        for name, text, value in (
+            ("settling", "Files waiting to settle", status.settling),
+            ("claiming", "Settled files being fingerprinted, probed and claimed", status.claiming),
+            ("videos_in_progress", "Videos this daemon is normalizing or publishing", status.videos_in_progress),
+            ("publish_retries", "Videos waiting for the broker to confirm", status.publish_retries),
         ):
             gauge = GaugeMetricFamily(f"vidwatch_daemon_{name}", text)
-            gauge.add_metric([], float(status.get(name, 0)))
+            gauge.add_metric([], float(value))
             yield gauge
-        pollers = status.get("pollers", {})
+        pollers = status.pollers
         if pollers:
             seconds = GaugeMetricFamily("vidwatch_poll_pass_seconds", "Duration of a root's last polling pass",
                                         labels=["root"])
             stats = GaugeMetricFamily("vidwatch_poll_pass_folder_stats", "Folders stat()ed in the last pass",
                                       labels=["root"])
             for root, info in pollers.items():
-                seconds.add_metric([root], float(info.get("seconds", 0.0)))
-                stats.add_metric([root], float(info.get("folder_stats", 0)))
+                seconds.add_metric([root], info.seconds)
+                stats.add_metric([root], float(info.folder_stats))
             yield seconds
             yield stats
         observers = GaugeMetricFamily(
             "vidwatch_observer_alive", "A root's observer is alive (1) or not", labels=["root"]
         )
-        for root, alive in status.get("observers", {}).items():
+        for root, alive in status.observers.items():
             observers.add_metric([root], 1.0 if alive else 0.0)
-        for root in status.get("root_errors", {}):
+        for root in status.root_errors:
             observers.add_metric([root], 0.0)
         yield observers
         age = GaugeMetricFamily("vidwatch_daemon_loop_age_seconds", "Seconds since the main loop last ticked")
-        age.add_metric([], float(status.get("loop_age_s", 0.0)))
+        age.add_metric([], status.loop_age_s)
         yield age
-        yield from _normalize_metrics(status.get("normalize") or {})
+        yield from _normalize_metrics(status.normalize)
 
     def _queues(self) -> Iterator[Metric]:
         depths = self.queues()
@@ -314,7 +315,7 @@ def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _normalize_metrics(snapshot: dict[str, Any]) -> Iterator[Metric]:
+def _normalize_metrics(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
     """The normalizer's own counters (kept in the daemon process)."""
     if not snapshot:
         return

@@ -17,8 +17,9 @@ a stage never breaks a summary.
 >>> apply([Size()], tracks, Context(camera="cam1", video_id="v1"))[3]["size"]
 {'w': 40.0}
 
-This package imports neither :mod:`vidwatch.config` nor the engines, so the
-configuration can import the settings models.
+Registering a plugin (``register("dominant_colour", DominantColourSettings)``) also
+registers its settings model in :data:`vidwatch.registry.STAGE_SETTINGS`, through which the
+configuration validates ``[[stages]]`` tables without importing this package itself.
 """
 
 from __future__ import annotations
@@ -89,15 +90,8 @@ class Stage(Protocol):
 
 
 Factory = Callable[[Any], Stage]  # takes its own settings model
-_REGISTRY: Registry[Factory] = Registry("stage")
-
-
-def register(name: str, settings: type[StageSettings] | None = None) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type`` (and the settings model, which the configuration
-    validates ``[[stages]]`` tables with); a duplicate is an error."""
-    if settings is not None:
-        STAGE_SETTINGS.register(settings)
-    return _REGISTRY.register(name)
+_REGISTRY: Registry[Factory] = Registry("stage", settings=STAGE_SETTINGS)
+register = _REGISTRY.register  # register("name", Settings)(factory): a duplicate is an error
 
 
 def registered() -> list[str]:
