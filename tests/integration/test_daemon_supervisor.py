@@ -36,7 +36,7 @@ def test_an_unconfirmed_publish_waits_in_the_scheduler_and_goes_out_when_the_bro
             retry_threads = _retry_threads()
             clip = moving_square_clip(site["inbox"] / "cam1" / "a.mp4", seconds=1)
             video_id = fingerprint(clip).video_id
-            wait_for(lambda: daemon.status()["publish_retries"] == 1, timeout_s=60, what="a publish retry")
+            wait_for(lambda: daemon.status().publish_retries == 1, timeout_s=60, what="a publish retry")
             record = redis_client.hgetall(keys.video(video_id))
             assert (record["state"], record["published"]) == ("queued", "0")  # kept, never dropped
             assert not daemon.idle()  # a retry is work in progress
@@ -48,7 +48,7 @@ def test_an_unconfirmed_publish_waits_in_the_scheduler_and_goes_out_when_the_bro
                      what="the retry to be confirmed once the broker answers")
             wait_for(daemon.idle, timeout_s=30, what="the daemon to settle")
             status = daemon.status()
-            assert (status["publish_retries"], status["videos_in_progress"]) == (0, 0)
+            assert (status.publish_retries, status.videos_in_progress) == (0, 0)
             assert _retry_threads() == retry_threads
         assert [kind for kind, vid in events(redis_client, keys) if vid == video_id] == [
             "detected", "normalized", "queued"]
@@ -68,7 +68,7 @@ def test_a_dead_observer_is_restarted_and_what_it_missed_is_found(
         dead.stop()
         dead.join(timeout=10)
         clip = moving_square_clip(root / "cam1" / "missed.mp4", seconds=1)  # written while nobody watched
-        wait_for(lambda: daemon.observers[root] is not dead and daemon.status()["observers"] == {str(root): True},
+        wait_for(lambda: daemon.observers[root] is not dead and daemon.status().observers == {str(root): True},
                  timeout_s=30, what="a fresh observer")
         video_id = fingerprint(clip).video_id
         wait_for(lambda: ("queued", video_id) in events(redis_client, keys), timeout_s=60,

@@ -25,7 +25,6 @@ import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from vidwatch.config import Config
 from vidwatch.daemon.claims import ClaimPool
@@ -210,7 +209,7 @@ class Daemon:
             and self.ledger.backlog_size() == 0
         )
 
-    def daemon_status(self) -> DaemonStatus:
+    def status(self) -> DaemonStatus:
         """Counters for health checks, metrics and STATUS lines."""
         pollers = self.watchers.pollers()
         return DaemonStatus(
@@ -225,8 +224,4 @@ class Daemon:
             loop_age_s=round(time.monotonic() - self.last_tick, 3),
             normalize=self.normalizer.metrics.snapshot(),
         )
-
-    def status(self) -> dict[str, Any]:
-        """:meth:`daemon_status` in its dict form, the shape the API and ``ops`` read (and ``/readyz`` shows)."""
-        return self.daemon_status().to_dict()
 
