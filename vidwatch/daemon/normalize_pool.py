@@ -128,7 +128,7 @@ class NormalizePool:
             with redis_errors(f"ingest: video={video_id}"):
                 outcome = self.ingestor.process(video_id)
                 if outcome is not None and not outcome.confirmed:
-                    self._later(video_id, self.records.get(video_id).get("path", ""), 1, outcome)
+                    self._later(video_id, self._path_of(video_id), 1, outcome)
                     return
         except ResultsUnavailable as exc:
             logger.warning("%s; back on the backlog when it returns", exc)
@@ -141,10 +141,14 @@ class NormalizePool:
     def _fail_safely(self, video_id: str, reason: str) -> None:
         try:
             with redis_errors(f"ingest: video={video_id}: fail"):
-                self.records.fail(video_id, reason, path=self.records.get(video_id).get("path", ""), stage="ingest",
+                self.records.fail(video_id, reason, path=self._path_of(video_id), stage="ingest",
                                   kind="internal")
         except ResultsUnavailable:
             self.requeue.add(video_id)
+
+    def _path_of(self, video_id: str) -> str:
+        record = self.records.record(video_id)
+        return record.path if record is not None else ""
 
     # ------------------------------------------------------------------ the retry thread
     def _retry_loop(self) -> None:

@@ -37,7 +37,7 @@ from vidwatch.daemon.compose import build
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.errors import PublishError, SourceError
 from vidwatch.paths import file_in_roots
-from vidwatch.results.records import TERMINAL
+from vidwatch.results.records import State
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +71,18 @@ class Submitter:
             video_id = fingerprint(resolved).video_id
         except OSError as exc:
             raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
-        record = self.records.get(video_id)
+        record = self.records.record(video_id)
         if self._daemon is None:  # asked once per command
             self._daemon = self.daemon_answers()
         daemon = self._daemon
-        if record and record.get("state") in TERMINAL:
+        if record is not None and record.terminal:
             if not force:
                 return Submitted(str(resolved), video_id, "known")
-            run = self.records.rerun(video_id, path=record.get("path", str(resolved)))
+            run = self.records.rerun(video_id, path=record.path or str(resolved))
             logger.info("submit: video=%s path=%s: run %s", video_id, resolved, run)
             self._hand_over(video_id, daemon)
             return Submitted(str(resolved), video_id, "rerun")
-        if record:
+        if record is not None:
             return Submitted(str(resolved), video_id, "known")  # in flight already
         if daemon and self.config.api.token is not None:
             self._post_job(str(resolved))
@@ -100,13 +100,17 @@ class Submitter:
         self.config.paths.spool.mkdir(parents=True, exist_ok=True)
         for attempt in range(PUBLISH_ATTEMPTS):
             outcome = ingestor.process(video_id) if attempt == 0 else ingestor.publish(
-                video_id, self.records.get(video_id).get("path", ""), attempt
+                video_id, self._path_of(video_id), attempt
             )
             if outcome is None or outcome.confirmed:
                 return "processed"
             time.sleep(outcome.retry_in_s)
         ingestor.ledger.enqueue(video_id)  # a daemon started later resumes it
         raise PublishError(f"submit: video {video_id}: the broker did not confirm after {PUBLISH_ATTEMPTS} attempts")
+
+    def _path_of(self, video_id: str) -> str:
+        record = self.records.record(video_id)
+        return record.path if record is not None else ""
 
     def close(self) -> None:
         self.parts.publisher.close()
@@ -117,7 +121,7 @@ class Submitter:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             records = {vid: self.records.get(vid) for vid in video_ids}
-            if all(r.get("state") in TERMINAL for r in records.values()):
+            if all(_ended(r) for r in records.values()):
                 return records
             if deadline is not None and time.monotonic() > deadline:
                 return records
@@ -153,6 +157,10 @@ class Submitter:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.config.api.port}{route}"
+
+
+def _ended(record: dict[str, str]) -> bool:
+    return bool(record.get("state")) and State(record["state"]).terminal
 
 
 def outcome_line(video_id: str, record: dict[str, str]) -> str:
