@@ -18,7 +18,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from vidwatch.daemon.watch import EnqueueHandler
+from vidwatch.daemon.watchers import EnqueueHandler
 from vidwatch.daemon.work import FILE_CHANGES, Dispatcher, Inbox, Kind, WorkItem
 
 
