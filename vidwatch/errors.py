@@ -138,7 +138,7 @@ class ApiError(VidwatchError):
 
 # Failure labels: every failed video records where it failed (``stage``) and why (``kind``),
 # each from a small fixed set, so metrics count them without reading the error's text.
-STAGES = ("probe", "normalize", "analyze", "ingest", "publish", "submit")
+STAGES = ("probe", "normalize", "analyze", "summary", "ingest", "publish", "submit")
 FAILURE_KINDS = (
     "not_a_video", "empty_file", "truncated", "timeout", "source_gone", "source_changed", "missing",
     "unreachable", "permission", "unreadable", "internal", "engine", "refused", "too_large", "other",
@@ -148,7 +148,7 @@ _KIND_OF_SOURCE_KIND = {
     "not_video": "not_a_video", "no_video_stream": "not_a_video", "unsupported_codec": "not_a_video",
     "empty": "empty_file", "truncated": "truncated", "corrupt": "truncated", "timed_out": "timeout",
     "refused_reference": "refused", "too_large": "too_large", "too_long": "too_large",
-    "unreadable": "unreadable", "incomplete": "truncated", "normalize_failed": "other",
+    "unreadable": "unreadable", "incomplete": "truncated", "normalize_failed": "other", "missing": "missing",
 }
 
 

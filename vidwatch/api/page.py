@@ -187,7 +187,7 @@ def _failures(snap: Snapshot) -> list[str]:
     return out
 
 
-def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus | dict[str, Any]]:
+def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus | Mapping[str, Any]]:
     daemon = daemon_of(request)
     return take_snapshot(daemon.client, daemon.keys, request.app.state.queues), daemon.status()
 
@@ -209,5 +209,5 @@ def panel(request: Request) -> HTMLResponse:
 @router.get("/status", summary="Backlog, queues, workers, in-flight videos, failures (JSON)")
 def status_json(request: Request) -> JSONResponse:
     snap, status = _snapshot(request)
-    daemon = status.to_dict() if isinstance(status, DaemonStatus) else status
+    daemon = status.to_dict() if isinstance(status, DaemonStatus) else dict(status)
     return JSONResponse({**snap.as_json(), "daemon": daemon})

@@ -25,8 +25,9 @@ RECENT_EVENTS = 2000
 RECENT_SUMMARIES = 50
 _CHUNK = 1000
 # how far along a video is, by state, before the worker reports anything finer
+# How far along the pipeline a state is (a stage marker, not a measure of the work done in it)
 STATE_PROGRESS = {"seen": 0.05, "normalizing": 0.15, "queued": 0.3, "processing": 0.5, "done": 1.0, "failed": 1.0}
-INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "progress", "worker", "published")
+INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "worker", "published")
 
 
 @dataclass
@@ -111,7 +112,7 @@ def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
                     "camera": record["camera"] or "",
                     "state": state,
                     "since": _float(record["updated_at"]) or _float(record["seen_at"]),
-                    "progress": progress(state, record["progress"]),
+                    "progress": progress(state),
                     "worker": record["worker"] or "",
                 }
             )
@@ -119,19 +120,14 @@ def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     return rows
 
 
-def progress(state: str, reported: str | None) -> float:
-    """0..1: by state, refined by a worker-reported fraction while processing.
+def progress(state: str) -> float:
+    """0..1: how far along the pipeline the video's state is (the analysis reports its own
+    progress as ``progress`` events, not in the record).
 
-    >>> progress("queued", None)
-    0.3
-    >>> progress("processing", "0.5")
-    0.75
+    >>> progress("queued"), progress("done")
+    (0.3, 1.0)
     """
-    base = STATE_PROGRESS.get(state, 0.0)
-    fraction = _float(reported)
-    if state == "processing" and fraction is not None:
-        return round(base + (1.0 - base) * min(max(fraction, 0.0), 1.0), 3)
-    return base
+    return STATE_PROGRESS.get(state, 0.0)
 
 
 def recent_failures(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str, Any]]:

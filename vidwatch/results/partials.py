@@ -78,7 +78,7 @@ class SegmentPartial:
     worker: str = ""
     analyzers: Mapping[str, Any] = field(default_factory=dict)
     crops: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # track id -> best crop entry
-    engine_calls: int = 0
+    engine_calls: float = 0.0  # a share of batches shared with other segments: fractional
     engine_frames: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +118,6 @@ class SegmentPartial:
             worker=str(data.get("worker") or ""),
             analyzers=dict(data.get("analyzers") or {}),
             crops={int(t): dict(entry) for t, entry in (data.get("crops") or {}).items()},
-            engine_calls=int(data.get("engine_calls") or 0),
+            engine_calls=float(data.get("engine_calls") or 0),
             engine_frames=int(data.get("engine_frames") or 0),
         )
