@@ -14,7 +14,7 @@ from vidwatch.broker import broker_errors
 from vidwatch.config import Config
 from vidwatch.errors import PublishError
 from vidwatch.status import PublishMetrics
-from vidwatch.tasks.app import ANALYZE_TASK
+from vidwatch.tasks.app import ANALYZE_TASK, task_id
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +33,6 @@ def queue_for(config: Config) -> str:
     'gpu'
     """
     return config.engine.publish_queue
-
-
-def task_id(video_id: str, segment: str = "analyze") -> str:
-    """Deterministic per video version and unit of work, so a duplicate publish is recognisable."""
-    return f"{video_id}.{segment}"
 
 
 class Publisher:
