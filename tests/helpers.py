@@ -7,9 +7,11 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeVar, cast
 
 import pytest
+
+from vidwatch.results.records import Records
 
 T = TypeVar("T")
 
@@ -22,6 +24,11 @@ def missing(what: str, how: str = "") -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is required in CI" + (f" ({how})" if how else ""))
     pytest.skip(f"{what} is not available")
+
+
+def stored(records: Records, video_id: str) -> dict[str, str]:
+    """The video's hash as Redis holds it, field by field (``{}`` when absent): the stored contract."""
+    return cast(dict[str, str], records.client.hgetall(records.keys.video(video_id)))
 
 
 def wait_for(condition: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.1) -> T:

@@ -7,10 +7,8 @@ it in, so the page works without scripts too (it is rendered whole on first load
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -87,9 +85,8 @@ def _e(value: object) -> str:
     return escape(printable(value))
 
 
-def render_panel(snap: Snapshot, daemon_status: DaemonStatus | Mapping[str, Any]) -> str:
+def render_panel(snap: Snapshot, status: DaemonStatus) -> str:
     """The status page's panel: cards, queues, workers, roots, in-flight, recent videos, failures."""
-    status = DaemonStatus.coerce(daemon_status)
     sections = (_cards(snap, status), _queues(snap), _workers(snap), _roots(status), _in_flight(snap),
                 _recent(snap), _failures(snap))
     return "".join(part for section in sections for part in section)
@@ -193,7 +190,7 @@ def _failures(snap: Snapshot) -> list[str]:
     return out
 
 
-def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus | Mapping[str, Any]]:
+def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus]:
     daemon = daemon_of(request)
     return take_snapshot(daemon.client, daemon.keys, request.app.state.queues), daemon.status()
 

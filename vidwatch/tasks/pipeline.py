@@ -122,10 +122,7 @@ class Pipeline:
         if feed.stateful:
             feed.call(lambda e: e.reset())
         self.tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)), first_id=track_base + 1)
-        builder = SummaryBuilder(
-            fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
-        )
-        self.result = Analysis([], builder, length_s, 0.0)
+        self.result = Analysis([], SummaryBuilder(), length_s, 0.0)
         self.best_area = 0.0
         self.counts_before = (feed.frames, feed.batches)
         self.analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
