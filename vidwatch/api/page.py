@@ -145,12 +145,14 @@ def _in_flight(snap: Snapshot) -> list[str]:
     out = [f"<h2>In flight ({len(snap.in_flight)})</h2>"]
     if not snap.in_flight:
         return [*out, '<p class="muted">nothing in flight</p>']
-    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
+    # the bar marks the state's place in the pipeline (seen … processing), not the work done within it
+    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>stage</th><th>since</th></tr>")
     for row in snap.in_flight[:50]:
-        pct = round(row["progress"] * 100)
+        marker = round(row["progress"] * 100)
         out.append(
             f"<tr><td title=\"{e(row['path'])}\"><code>{e(row['video_id'])}</code></td><td>{e(row['camera'])}</td>"
-            f"<td>{e(row['state'])}</td><td><progress max=\"100\" value=\"{pct}\">{pct}%</progress></td>"
+            f"<td>{e(row['state'])}</td><td title=\"stage: {e(row['state'])}\">"
+            f"<progress max=\"100\" value=\"{marker}\">{e(row['state'])}</progress></td>"
             f"<td>{_ago(row['since'], snap.taken_at)}</td></tr>"
         )
     out.append("</table>")
