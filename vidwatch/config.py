@@ -201,6 +201,10 @@ class EngineConfig(_Section):
     )
     motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
     person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")
+    person_gate: bool = Field(
+        True, description="opencv with motion and person: search for people only in frames with a foreground "
+        "blob, after a frame with a person, and once a second otherwise (HOG costs ~10x motion); false: every frame.",
+    )
     motion_regions: list[list[tuple[float, float]]] = Field(
         default_factory=list,
         description="opencv motion (and the motion gate): polygons, as [x, y] fractions of the frame (0..1), "
