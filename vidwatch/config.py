@@ -298,7 +298,10 @@ class SummaryConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker` (prefork pool).")
+    concurrency: int = Field(
+        0, ge=0, le=64, description="Worker processes of `vidwatch worker` (prefork pool); 0: one per core the "
+        "worker may run on, each with one OpenCV and ONNX Runtime thread per core it gets.",
+    )
     pool: Literal["auto", "prefork", "threads"] = Field(
         "auto", description="prefork: `concurrency` processes, each with its own engine (CPU engines); threads: "
         "one process whose `threads` tasks feed one engine batcher (one per GPU); auto: threads for `--gpu` or "
