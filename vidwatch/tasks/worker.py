@@ -54,13 +54,16 @@ def choose_pool(
 def share_cores(config: Config, processes: int) -> Config:
     """Give each of ``processes`` pool processes its share of the cores, in the parent, before the fork.
 
-    OpenCV: ``cv2.setNumThreads(share)`` here, not in the child: a child must not reconfigure a
-    thread pool its parent started (it hangs), and OpenCV's parallel work in a child forked after
-    the parent ran it goes at a fraction of its speed; with one thread (two processes on two
-    cores) no pool is ever started. ONNX Runtime: ``[engine] threads`` 0 becomes the share, so
-    two processes do not run two intra-op threads each on two cores. Returns the config to use.
+    OpenCV: a child forked after the parent ran OpenCV's thread pool inherits a pool whose
+    threads did not survive the fork: its parallel work runs on one thread (HOG at half speed
+    on two cores), and reconfiguring that pool in the child hangs. So, here in the parent:
+    one thread (which stops a pool already started), then the share (a child starts its own
+    pool on first use; with a share of one it never does). ONNX Runtime: ``[engine] threads``
+    0 becomes the share, so two processes do not run two intra-op threads each on two cores.
+    Returns the config to use.
     """
     share = max(1, owned_cores() // max(1, processes))
+    cv2.setNumThreads(1)
     cv2.setNumThreads(share)
     if config.engine.threads == 0:
         config = config.model_copy(update={"engine": config.engine.model_copy(update={"threads": share})})
