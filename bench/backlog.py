@@ -469,9 +469,10 @@ def parse_settings(pairs: list[str]) -> dict[str, dict[str, str]]:
     return settings
 
 
-def onnx_model(folder: Path) -> Path:
+def onnx_model(folder: Path, sample: Path) -> Path:
     """bench/engines.py's YOLOv8n-sized model (random weights), its class scores scaled so that about
-    ``DETECTIONS_PER_FRAME`` anchors pass the default confidence (0.25), not every one of them.
+    ``DETECTIONS_PER_FRAME`` anchors of a frame of ``sample`` pass the default confidence (0.25),
+    not thousands.
 
     Random weights give every anchor a score near 0.5 whatever the picture: the figure is about
     the cost of running the model and handling a realistic handful of detections, not what it finds.
@@ -484,15 +485,21 @@ def onnx_model(folder: Path) -> Path:
 
     path, _ = yolov8n_sized(folder / "yolov8n-sized.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    grey = np.full((1, 3, 640, 640), 0.45, np.float32)
-    scores = session.run(None, {session.get_inputs()[0].name: grey})[0][0, 4:].max(axis=0)
+    frames = list(_frames(sample))
+    frame = frames[len(frames) // 2]
+    canvas = np.full((640, 640, 3), 114, np.uint8)
+    scale = min(640 / frame.shape[1], 640 / frame.shape[0])
+    resized = cv2.resize(frame, (round(frame.shape[1] * scale), round(frame.shape[0] * scale)))
+    canvas[: resized.shape[0], : resized.shape[1]] = resized
+    blob = canvas[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255
+    scores = session.run(None, {session.get_inputs()[0].name: blob})[0][0, 4:].max(axis=0)
     cut = float(np.sort(scores)[-DETECTIONS_PER_FRAME])
     model = onnx.load(str(path))
     for init in model.graph.initializer:
         if init.name == "scale":
-            scale = numpy_helper.to_array(init).copy()
-            scale[0, 4:, 0] = 0.2501 / cut
-            init.CopyFrom(numpy_helper.from_array(scale, "scale"))
+            factors = numpy_helper.to_array(init).copy()
+            factors[0, 4:, 0] = 0.2501 / cut
+            init.CopyFrom(numpy_helper.from_array(factors, "scale"))
     onnx.save(model, str(path))
     return path
 
@@ -524,7 +531,7 @@ def main() -> int:
         clips = [make_clip(clips_dir / f"clip{k:03d}.mp4", args.seed + k, args.seconds, width, height)
                  for k in range(args.files)]
         if args.engine == "onnx":
-            model = onnx_model(folder)
+            model = onnx_model(folder, clips[0])
             settings.setdefault("engine", {}).update({"kind": '"onnx"', "model": json.dumps(str(model))})
             loop = HandOnnx(model)
         else:
