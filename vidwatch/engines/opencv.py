@@ -26,7 +26,7 @@ class OpenCVEngine:
     the background model holds a foreground blob, or the last searched frame had a person
     (a person who stops keeps being searched for, though the background model absorbs them
     after a few seconds), or ``PERSON_PROBE_S`` has passed since the last search (a person
-    present from the start, a seated one). Static scenes cost a tenth of a search per frame.
+    present from the start, a seated one). A static scene costs one search a second.
     """
 
     kind = "opencv"
