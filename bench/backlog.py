@@ -346,27 +346,48 @@ def vidwatch_up(folder: Path, settings: dict[str, dict[str, str]]) -> Iterator[S
             client.delete(*stale[start : start + 1000])
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and every live process below it, with the children each has waited for.
+def tree_cpu(pid: int) -> dict[int, tuple[str, float, float]]:
+    """``pid`` and every live process below it: (role, own CPU seconds, CPU seconds of the children it waited for).
 
     Sampled at the first drop and at the last summary, the difference is what vidwatch spent on
     the backlog (ffmpeg runs that ended in between are in their waiting parent's counts).
     """
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, list[str]] = {}
+    commands: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue  # ended while we looked
-    below, todo = set(), [pid]
+    found: dict[int, tuple[str, float, float]] = {}
+    todo = [(pid, "up")]
     while todo:
-        parent = todo.pop()
-        below.add(parent)
-        todo += [p for p, fields in stats.items() if int(fields[1]) == parent and p not in below]
-    # fields after the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14)
-    return sum(sum(int(v) for v in stats[p][11:15]) for p in below if p in stats) / tick
+        parent, role = todo.pop()
+        if parent not in stats:
+            continue
+        fields = stats[parent]  # after the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14)
+        found[parent] = (role, (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick)
+        for child, child_fields in stats.items():
+            if int(child_fields[1]) == parent and child not in found:
+                command = commands.get(child, "")
+                child_role = ("pool processes" if role == "worker" else "daemon" if " daemon" in command
+                              else "worker" if " worker" in command else f"{role} child")
+                todo.append((child, child_role))
+    return found
+
+
+def cpu_between(before: dict[int, tuple[str, float, float]], after: dict[int, tuple[str, float, float]]
+                ) -> dict[str, tuple[float, float]]:
+    """CPU seconds spent between two samples, by role: (own, in children waited for, e.g. ffmpeg)."""
+    roles: dict[str, tuple[float, float]] = {}
+    for pid, (role, own, kids) in after.items():
+        _, own0, kids0 = before.get(pid, (role, 0.0, 0.0))
+        total_own, total_kids = roles.get(role, (0.0, 0.0))
+        roles[role] = (total_own + own - own0, total_kids + kids - kids0)
+    return roles
 
 
 def _ready(port: int) -> bool:
@@ -388,6 +409,7 @@ class ProductRun:
     summaries: dict[str, dict[str, object]]  # by file name
     latency_s: dict[str, float]  # first drop → this file's summary
     cpu_s: float  # CPU seconds vidwatch's processes spent from the first drop to the last summary
+    cpu_by_role: dict[str, tuple[float, float]]  # of which, by process: (own, in the ffmpeg runs it waited for)
 
 
 def run_product(site: Site, clips: list[Path], engine: str, timeout_s: float) -> ProductRun:
@@ -400,7 +422,7 @@ def run_product(site: Site, clips: list[Path], engine: str, timeout_s: float) ->
     for clip in clips:
         shutil.copyfile(clip, staged / clip.name)
         moves.append((staged / clip.name, site.inbox / CAMERA / clip.name))
-    cpu_before = tree_cpu_s(site.pid)
+    cpu_before = tree_cpu(site.pid)
     started = time.time()
     for source, target in moves:
         os.rename(source, target)
@@ -422,7 +444,8 @@ def run_product(site: Site, clips: list[Path], engine: str, timeout_s: float) ->
             last_event = entry_id
             if fields.get("type") == "failed":
                 raise SystemExit(f"backlog: vidwatch failed {fields.get('path')}: {fields.get('detail')}")
-    cpu_s = tree_cpu_s(site.pid) - cpu_before
+    cpu_by_role = cpu_between(cpu_before, tree_cpu(site.pid))
+    cpu_s = sum(own + kids for own, kids in cpu_by_role.values())
     wall_s = max(latency.values())
     names = {str(s["video_id"]): name for name, s in summaries.items()}
     results = {name: FileResult(frames=int(str(s["frames_analyzed"])), counts={}) for name, s in summaries.items()}
@@ -442,7 +465,7 @@ def run_product(site: Site, clips: list[Path], engine: str, timeout_s: float) ->
             labels = {d["label"] for d in found}
             counts["motion"] += "motion" in labels
             counts["person"] += "person" in labels
-    return ProductRun(wall_s, results, summaries, latency, cpu_s)
+    return ProductRun(wall_s, results, summaries, latency, cpu_s, cpu_by_role)
 
 
 def _json(value: str) -> object:
@@ -592,7 +615,9 @@ def main() -> int:
         with vidwatch_up(run_folder, settings) as site:
             print(f"vidwatch up is ready (load average {_load()}); dropping {len(clips)} files", flush=True)
             run = run_product(site, clips, args.engine, timeout_s=max(600.0, 20 * args.files * args.seconds))
-        print(f"vidwatch: {run.wall_s:.1f} s, {run.cpu_s:.1f} CPU s (load average {_load()})")
+        print(f"vidwatch: {run.wall_s:.1f} s, {run.cpu_s:.1f} CPU s (load average {_load()}); CPU s by process "
+              "(own + in the processes it ran and waited for, e.g. ffmpeg): "
+              + ", ".join(f"{role} {own:.1f} + {kids:.1f}" for role, (own, kids) in sorted(run.cpu_by_role.items())))
         if args.skip_hand:
             return 0
         return 0 if report(args.engine, clips, hand_s, hand_cpu_s, hand, run) else 1
