@@ -240,6 +240,10 @@ class EngineConfig(_Section):
     )
     motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
     person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")
+    person_gate: bool = Field(
+        True, description="opencv with motion and person: search for people only in frames with a foreground "
+        "blob, after a frame with a person, and once a second otherwise (HOG costs ~10x motion); false: every frame.",
+    )
     motion_regions: list[list[tuple[float, float]]] = Field(
         default_factory=list,
         description="opencv motion (and the motion gate): polygons, as [x, y] fractions of the frame (0..1), "
@@ -360,7 +364,10 @@ class SummaryConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    concurrency: int = Field(1, ge=1, le=64, description="Worker processes of `vidwatch worker` (prefork pool).")
+    concurrency: int = Field(
+        0, ge=0, le=64, description="Worker processes of `vidwatch worker` (prefork pool); 0: one per core the "
+        "worker may run on, each with one OpenCV and ONNX Runtime thread per core it gets.",
+    )
     pool: Literal["auto", "prefork", "threads"] = Field(
         "auto", description="prefork: `concurrency` processes, each with its own engine (CPU engines); threads: "
         "one process whose `threads` tasks feed one engine batcher (one per GPU); auto: threads for `--gpu` or "

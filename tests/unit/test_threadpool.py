@@ -9,6 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from tests.helpers import wait_for
 from vidwatch.config import Config, EngineConfig
+from vidwatch.engines.onnx import owned_cores
 from vidwatch.tasks.threadpool import HARD_LIMIT_EXIT_CODE, RUNNING, Cancelled, Limits, Registry, ThreadPool
 from vidwatch.tasks.worker import choose_pool
 
@@ -47,7 +48,7 @@ def test_the_watchdog_fails_an_overdue_task_and_ends_the_process() -> None:
 @pytest.mark.parametrize(
     ("settings", "kwargs", "expected"),
     [
-        ({}, {}, ("prefork", 1)),
+        ({}, {}, ("prefork", owned_cores())),  # [worker] concurrency 0: one process per core (issue 12)
         ({}, {"concurrency": 3}, ("prefork", 3)),
         ({}, {"gpu": True}, ("threads", 2)),
         ({}, {"gpu": True, "threads": 4}, ("threads", 4)),

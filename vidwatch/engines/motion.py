@@ -65,6 +65,9 @@ class MotionDetector:
         self._mask: np.ndarray | None = None
         self._mask_size: tuple[int, int] | None = None
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        # after detect(): the background model holds a foreground blob of ``min_area`` in the frame,
+        # moving or not (a person standing still stays foreground for a while): where people can be
+        self.active = False
 
     @classmethod
     def from_config(cls, config: EngineConfig, fps: float, *, max_side: int | None = None) -> MotionDetector:
@@ -74,6 +77,7 @@ class MotionDetector:
         history = max(10, int(MOTION_HISTORY_S * self.fps))
         self._mog = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=16, detectShadows=True)
         self._previous = None
+        self.active = False
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """Moving blobs in ``frame`` (the first frame after a reset only seeds the background)."""
@@ -87,11 +91,12 @@ class MotionDetector:
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         previous, self._previous = self._previous, grey
         if previous is None:
+            self.active = False
             return []
         # 1 where a pixel differs from the last frame; none at all: no blob can be moving
         _, changed = cv2.threshold(cv2.absdiff(grey, previous), FRAME_DELTA_THRESHOLD, 1, cv2.THRESH_BINARY)
         if not cv2.countNonZero(changed):
-            return []
+            return []  # a frozen picture: ``active`` stays what the last frame said
         _, foreground = cv2.threshold(mask, 254, 1, cv2.THRESH_BINARY)  # 255: foreground (127: shadow)
         foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, self._kernel)
         regions = self._region_mask(frame.shape[1], frame.shape[0])
@@ -102,8 +107,10 @@ class MotionDetector:
         )
         min_area = self.min_area * scale * scale
         blobs = stats[1:count]
+        big = blobs[blobs[:, cv2.CC_STAT_AREA] >= min_area]
+        self.active = len(big) > 0
         found = []
-        for x, y, w, h, _area in blobs[blobs[:, cv2.CC_STAT_AREA] >= min_area].tolist():
+        for x, y, w, h, _area in big.tolist():
             moving = cv2.countNonZero(changed[y : y + h, x : x + w]) / (w * h)
             if moving < MIN_MOVING_FRACTION:
                 continue

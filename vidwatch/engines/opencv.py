@@ -13,10 +13,19 @@ from vidwatch.engines.base import register
 from vidwatch.engines.motion import MotionDetector
 
 HOG_MIN_HEIGHT = 128  # the default people detector's window is 64x128
+PERSON_PROBE_S = 1.0  # person gate: a frame the gate would skip is still searched this often
 
 
 class OpenCVEngine:
-    """Motion (MOG2 gated by frame differencing, see :mod:`vidwatch.engines.motion`) and HOG people."""
+    """Motion (MOG2 gated by frame differencing, see :mod:`vidwatch.engines.motion`) and HOG people.
+
+    HOG costs ~10x the motion detector per frame. With both detectors and ``person_gate``
+    (the default), HOG searches a frame only where a person can have appeared or still be:
+    the background model holds a foreground blob, or the last searched frame had a person
+    (a person who stops keeps being searched for, though the background model absorbs them
+    after a few seconds), or ``PERSON_PROBE_S`` has passed since the last search (a person
+    present from the start, a seated one). A static scene costs one search a second.
+    """
 
     kind = "opencv"
     stateful = True  # motion: background models learn the video
@@ -25,7 +34,13 @@ class OpenCVEngine:
         self.detectors = set(config.detectors)
         self.min_area = config.motion_min_area
         self.person_min_score = config.person_min_score
+        self.person_gate = config.person_gate and {"motion", "person"} <= self.detectors
         self.fps = fps
+        self._probe_frames = max(1, round(PERSON_PROBE_S * fps))
+        self._unsearched = 0  # frames since HOG last searched one
+        self._people_seen = False  # in the last frame searched
+        self.people_searched = 0  # frames HOG searched, and frames given (how much the gate saved)
+        self.frames_seen = 0
         self._hog: cv2.HOGDescriptor | None = None
         self._motion = MotionDetector.from_config(config, fps)
 
@@ -37,6 +52,8 @@ class OpenCVEngine:
 
     def reset(self) -> None:
         self._motion.reset()
+        self._unsearched = 0
+        self._people_seen = False
 
     def close(self) -> None:
         self._hog = None
@@ -47,10 +64,23 @@ class OpenCVEngine:
             found: list[Detection] = []
             if "motion" in self.detectors:
                 found.extend(self._motion.detect(frame))
-            if "person" in self.detectors:
-                found.extend(self._people(frame))
+            if "person" in self.detectors and self._search_people(bool(found)):
+                people = self._people(frame)
+                self._people_seen = bool(people)
+                found.extend(people)
+            self.frames_seen += 1
             results.append(found)
         return results
+
+    def _search_people(self, moving: bool) -> bool:
+        """Whether HOG searches this frame (always, without the gate)."""
+        if not self.person_gate or moving or self._motion.active or self._people_seen \
+                or self._unsearched + 1 >= self._probe_frames:
+            self._unsearched = 0
+            self.people_searched += 1
+            return True
+        self._unsearched += 1
+        return False
 
     def _people(self, frame: np.ndarray) -> list[Detection]:
         if self._hog is None or frame.shape[0] < HOG_MIN_HEIGHT:

@@ -10,11 +10,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import cv2
 from celery import signals
 from celery.exceptions import TimeLimitExceeded
 
 from vidwatch.config import Config
 from vidwatch.engines import choose_kind
+from vidwatch.engines.onnx import owned_cores
 from vidwatch.errors import ResultsError
 from vidwatch.results.connection import connect, redis_errors
 from vidwatch.results.keys import Keys
@@ -32,6 +34,10 @@ def choose_pool(
 ) -> tuple[str, int]:
     """(pool, concurrency) of a worker: the threads pool is one process whose tasks share an engine.
 
+    A prefork worker runs ``[worker] concurrency`` processes; 0 (the default): one per core
+    it may run on — with one OpenCV/ONNX Runtime thread each (see :func:`share_cores`), several
+    videos go through faster than one process with a thread per core.
+
     >>> choose_pool(Config(), gpu=True)
     ('threads', 2)
     >>> choose_pool(Config(), concurrency=3)
@@ -43,7 +49,26 @@ def choose_pool(
     if chosen == "threads":
         return "threads", threads or config.worker.threads
     # a GPU is owned by one process: a CUDA context per process would split its memory
-    return "prefork", 1 if gpu else (concurrency or config.worker.concurrency)
+    return "prefork", 1 if gpu else (concurrency or config.worker.concurrency or owned_cores())
+
+
+def share_cores(config: Config, processes: int) -> Config:
+    """Give each of ``processes`` pool processes its share of the cores, in the parent, before the fork.
+
+    OpenCV: a child forked after the parent ran OpenCV's thread pool inherits a pool whose
+    threads did not survive the fork: its parallel work runs on one thread (HOG at half speed
+    on two cores), and reconfiguring that pool in the child hangs. So, here in the parent:
+    one thread (which stops a pool already started), then the share (a child starts its own
+    pool on first use; with a share of one it never does). ONNX Runtime: ``[engine] threads``
+    0 becomes the share, so two processes do not run two intra-op threads each on two cores.
+    Returns the config to use.
+    """
+    share = max(1, owned_cores() // max(1, processes))
+    cv2.setNumThreads(1)
+    cv2.setNumThreads(share)
+    if config.engine.threads == 0:
+        config = config.model_copy(update={"engine": config.engine.model_copy(update={"threads": share})})
+    return config
 
 
 class Heartbeat:
@@ -110,8 +135,10 @@ def _hard_limit(context: WorkerContext, *, exception: BaseException | None = Non
 
 def run_worker(config: Config, queues: Sequence[str], concurrency: int, *, pool: str = "prefork") -> int:
     """Run until stopped (SIGTERM: warm shutdown; unacknowledged work returns to the queue)."""
-    app = make_app(config)
     threaded = pool == "threads"
+    if not threaded:
+        config = share_cores(config, concurrency)
+    app = make_app(config)
     context = register_tasks(app, config, threaded=threaded)
     with app.connection_for_write() as connection:  # poison messages need somewhere to go
         dead_letter_queue()(connection.default_channel).declare()
