@@ -13,11 +13,11 @@ from vidwatch.results.objects import (
     ObjectKeys,
     ObjectQuery,
     ObjectWriter,
-    decode_cursor,
     find_objects,
     object_of,
     objects_of,
 )
+from vidwatch.results.paging import decode_cursor
 
 T0 = 1_764_000_000.0
 

@@ -28,8 +28,6 @@ True
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,12 +37,12 @@ from typing import Any, Protocol
 import redis
 
 from vidwatch.results.keys import Keys
+from vidwatch.results.paging import decode_cursor, page_index
 
 OBJECT_SCHEMA = "1"
 NOT_OBJECTS = frozenset({"motion"})  # labels that name no thing: activity and the motion gate only
 MAX_LIMIT = 1000
 DEFAULT_OBJECTS_MAXLEN = 1_000_000
-_CHUNK = 200
 TRACK_ID_STRIDE = 1_000_000  # a segment k's tracks are numbered from k * stride + 1 (tasks.join)
 
 Box = tuple[float, float, float, float]
@@ -382,33 +380,11 @@ class ObjectWriter:
 # ---- reading ------------------------------------------------------------------------------------------
 
 
-def encode_cursor(score: float, member: str) -> str:
-    """An opaque cursor: the last object returned (its start and entry id).
-
-    >>> decode_cursor(encode_cursor(1700000000.5, "1-0"))
-    (1700000000.5, '1-0')
-    """
-    return base64.urlsafe_b64encode(json.dumps([score, member]).encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[float, str]:
-    """The ``(score, member)`` of :func:`encode_cursor`; ValueError for anything else."""
-    try:
-        score, member = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        if not isinstance(member, str) or isinstance(score, bool) or not math.isfinite(float(score)):
-            raise ValueError("cursor")
-        return float(score), member
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("expected a cursor as the previous page's next_cursor gave it") from None
-
-
 @dataclass(frozen=True)
 class ObjectQuery:
     """Newest first by start (ties by entry id): ``since``/``until`` bound the object's start (inclusive).
 
-    ``cursor``: the previous page's ``next_cursor``; the pages of one query neither repeat
-    nor skip an object, whatever is written meanwhile (a new object lands on its own page by
-    its start time).
+    ``cursor``: the previous page's ``next_cursor`` (see :mod:`vidwatch.results.paging`).
     """
 
     camera: str | None = None
@@ -445,39 +421,15 @@ def find_objects(client: redis.Redis, keys: Keys, query: ObjectQuery) -> ObjectP
         primary, other = okeys.label(query.label), None
     else:
         primary, other = okeys.time, None
-    low = "-inf" if query.since is None else repr(query.since)
-    after: tuple[float, str] | None = decode_cursor(query.cursor) if query.cursor else None
-    high = "+inf" if query.until is None else repr(query.until)
-    if after is not None and (query.until is None or after[0] <= query.until):
-        high = repr(after[0])
-    found: list[tuple[float, ObjectEntry]] = []
-    offset = 0
-    more = False
-    while True:
-        chunk = client.zrevrangebyscore(primary, high, low, start=offset, num=_CHUNK, withscores=True)
-        offset += len(chunk)
-        candidates = [(str(m), float(s)) for m, s in chunk
-                      if after is None or float(s) < after[0] or (float(s) == after[0] and str(m) < after[1])]
-        if other is not None and candidates:
-            pipe = client.pipeline(transaction=False)
-            for member, _ in candidates:
-                pipe.zscore(other, member)
-            candidates = [c for c, hit in zip(candidates, pipe.execute(), strict=True) if hit is not None]
-        entries = _entries(client, okeys.stream, [m for m, _ in candidates])
-        gone = [m for m, _ in candidates if m not in entries]
-        if gone:
-            client.zrem(primary, *gone)
-            offset -= len(gone)
-        for member, score in candidates:
-            if member in entries:
-                if len(found) == query.limit:
-                    more = True
-                    break
-                found.append((score, entries[member]))
-        if more or len(chunk) < _CHUNK:
-            break
-    next_cursor = encode_cursor(found[-1][0], str(found[-1][1].entry_id)) if more and found else None
-    return ObjectPage([entry for _, entry in found], next_cursor)
+    fetched: dict[str, ObjectEntry] = {}
+
+    def alive(members: Sequence[str]) -> list[bool]:
+        fetched.update(_entries(client, okeys.stream, members))
+        return [member in fetched for member in members]
+
+    page = page_index(client, primary, also_in=other, since=query.since, until=query.until, cursor=query.cursor,
+                      limit=query.limit, alive=alive)
+    return ObjectPage([fetched[member] for member, _ in page.items], page.next_cursor)
 
 
 def _entries(client: redis.Redis, stream: str, ids: Sequence[str]) -> dict[str, ObjectEntry]:
