@@ -62,7 +62,7 @@ async function getJSON(url) {
 const vid = (id) => encodeURIComponent(id);
 
 // ---- search page ---------------------------------------------------------------------------------
-const FIELDS = ["what", "camera", "label", "since", "until"];
+const FIELDS = ["what", "camera", "label", "since", "until", "limit"];
 function toQueryTime(value) {  // datetime-local (the browser's time zone) -> ISO 8601 UTC
   if (!value) return "";
   const date = new Date(value);
@@ -107,7 +107,7 @@ async function runSearch(cursor) {
   const results = $("#results"), status = $("#status");
   if (!cursor) {
     results.replaceChildren();
-    const shown = new URLSearchParams(params); shown.delete("limit"); shown.set("what", what);
+    const shown = new URLSearchParams(params); shown.set("what", what);
     history.replaceState(null, "", `?${shown}`);
   }
   $("#more").hidden = true;
