@@ -1,4 +1,4 @@
-"""The results browser in headless Chromium (Debian's, which decodes H.264): search finds the objects, the video plays."""
+"""The results browser in headless Chromium (Debian's decodes H.264): search finds the objects, the video plays."""
 
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ _PAGE = """<!doctype html>
 <body>
 <h1>vidwatch</h1>
 <div class="muted">updated <span id="updated">{updated}</span> · refreshes every {refresh} s ·
- <a href="/browse">results</a> · <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></div>
+ <a href="/browse">results</a> ·
+ <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></div>
 <div id="panel">{panel}</div>
 <script>
 async function refresh() {{
