@@ -105,15 +105,18 @@ def entry_formatter(
 ) -> Callable[[str, dict[str, str]], str]:
     """How ``vidwatch tail`` prints an entry of ``stream``: JSON with ``--json``; a summary as one readable
     line (:func:`~vidwatch.results.report.summary_line`, its recording start read from the video's
-    record); anything else as ``id k=v …`` (:func:`format_entry`). ``link``: video id → its page."""
+    record); anything else (an entry without ``video_id`` too) as ``id k=v …`` (:func:`format_entry`).
+    ``link``: video id → its page."""
     from vidwatch.results.report import summary_line
 
     if as_json or stream != "summaries":
         return lambda entry_id, fields: format_entry(entry_id, fields, as_json=as_json)
 
-    def readable(_entry_id: str, fields: dict[str, str]) -> str:
+    def readable(entry_id: str, fields: dict[str, str]) -> str:
         video_id = fields.get("video_id", "")
-        start = client.hget(keys.video(video_id), "start_ts") if video_id else None
+        if not video_id:  # not a summary vidwatch wrote: as it is
+            return format_entry(entry_id, fields, as_json=False)
+        start = client.hget(keys.video(video_id), "start_ts")
         return summary_line(fields, start_ts=float(start) if start else None, link=link(video_id))
 
     return readable
