@@ -115,3 +115,25 @@ def test_round_trip_keeps_attributes(redis_client: redis.Redis, keys: Keys) -> N
     (got,) = objects_of(redis_client, keys, "v")
     assert got == replace(original, run=3, entry_id=got.entry_id)
     assert got.as_json()["attributes"] == {"dominant_colour": {"name": "red"}}
+
+
+def test_videos_page_by_the_same_cursor(redis_client: redis.Redis, keys: Keys) -> None:
+    from vidwatch.results.paging import video_page
+    from vidwatch.results.writer import ResultWriter
+
+    writer = ResultWriter(redis_client, keys, events_maxlen=1000, detections_maxlen=1000, summaries_maxlen=1000)
+    for n in range(5):
+        video_id = f"v{n}"
+        redis_client.hset(keys.video(video_id), mapping={"state": "processing", "camera": "cam1"})
+        writer.write_summary(video_id, f"/nvr/cam1/{n}.mp4", "cam1", T0 + (n // 2), {"labels": {}},
+                             {"person": 0.0} if n % 2 else {})
+    pages, cursor = [], None
+    while True:
+        page = video_page(redis_client, keys, camera="cam1", limit=2, cursor=cursor)
+        pages.append([vid for vid, _ in page.items])
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == [["v4", "v3"], ["v2", "v1"], ["v0"]]  # same start: by id, descending
+    assert [vid for vid, _ in video_page(redis_client, keys, camera="cam1", label="person", limit=10).items] == [
+        "v3", "v1"]

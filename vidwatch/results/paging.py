@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import redis
 
+from vidwatch.results.keys import Keys
+from vidwatch.results.trim import live_summaries
+
 CHUNK = 200
 
 # members of one chunk -> for each, whether it is still alive (the dead ones are removed from the primary index)
@@ -99,3 +102,27 @@ def page_index(
             break
     next_cursor = encode_cursor(found[-1][1], found[-1][0]) if more and found else None
     return IndexPage(found, next_cursor)
+
+
+def video_page(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    camera: str | None = None,
+    label: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> IndexPage:
+    """One page of video ids, newest first, as :func:`vidwatch.results.query.find_video_ids` orders and
+    filters them (camera or label index, the other intersected; videos whose summary left the stream
+    are unindexed on the way), after ``cursor``."""
+    if camera:
+        primary, other = keys.index_camera(camera), keys.index_label(label) if label else None
+    elif label:
+        primary, other = keys.index_label(label), None
+    else:
+        primary, other = keys.index_time, None
+    return page_index(client, primary, also_in=other, since=since, until=until, cursor=cursor, limit=limit,
+                      alive=lambda ids: live_summaries(client, keys, list(ids)))
