@@ -24,6 +24,7 @@ from vidwatch.results.objects import NOT_OBJECTS, ObjectEntry
 from vidwatch.textsafe import printable
 
 MAX_SPANS_SHOWN = 3
+MAX_OBJECTS_SHOWN = 12  # `vidwatch show` stays on one screen
 
 
 def when(ts: float | None, *, ms: bool = False) -> str:
@@ -151,10 +152,12 @@ def video_report(
     activity = summary.get("activity") if isinstance(summary.get("activity"), list) else []
     lines.append(f"activity  {len(activity)} span(s): {activity_text(activity)}")
     lines.append(f"objects   {len(objects)}")
-    for entry in objects:
+    for entry in objects[:MAX_OBJECTS_SHOWN]:
         score = f"score {entry.score:.2f}" if entry.score is not None else "no crop"
         lines.append(f"  #{entry.track:<8} {printable(entry.label):<10} {clock(entry.start_pts)}–{clock(entry.end_pts)}"
                      f"  {score}  {printable(entry.crop or '')}".rstrip())
+    if len(objects) > MAX_OBJECTS_SHOWN:
+        lines.append(f"  … {len(objects) - MAX_OBJECTS_SHOWN} more: vidwatch show --json, or the browse link")
     processing = summary.get("processing") if isinstance(summary.get("processing"), dict) else {}
     if processing:
         worker = processing.get("worker")
