@@ -1,14 +1,16 @@
-"""Which files are candidates, and which camera a file belongs to."""
+"""Which files are candidates, which camera a file belongs to, and whether a path is inside a root."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path, PurePath
 from urllib.parse import unquote_to_bytes
 
 from vidwatch.config import WatchConfig
+from vidwatch.errors import SourceError
 
 DEFAULT_CAMERA = "default"
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
@@ -75,6 +77,42 @@ def camera_component(camera: str) -> str:
     return f"{key[: MAX_COMPONENT_CHARS - len(digest) - 1]}~{digest}"
 
 
+def is_inside(path: PurePath, root: PurePath) -> bool:
+    """``path`` is ``root`` or below it (lexically: resolve both first where symlinks matter).
+
+    >>> is_inside(PurePath("/nas/cam1/a.mp4"), PurePath("/nas")), is_inside(PurePath("/nas2/a"), PurePath("/nas"))
+    (True, False)
+    """
+    return path == root or root in path.parents
+
+
+def deepest_root(path: PurePath, roots: Sequence[PurePath]) -> PurePath | None:
+    """The root in ``roots`` that holds ``path`` (the deepest one where roots nest), or None."""
+    best: PurePath | None = None
+    for root in roots:
+        if is_inside(path, root) and (best is None or len(root.parts) > len(best.parts)):
+            best = root
+    return best
+
+
+def file_in_roots(path: str | Path, roots: Sequence[Path], *, what: str = "submit") -> Path:
+    """The file ``path`` names, as a path below its root *as configured* (how the daemon ledgers paths).
+
+    ``path`` must resolve (symlinks included) to a file inside one of ``roots``;
+    else :class:`SourceError` says why (``what`` starts the message).
+    """
+    resolved = Path(path).resolve()
+    resolved_roots = {root: root.resolve() for root in roots}
+    holder = deepest_root(resolved, list(resolved_roots.values()))
+    if holder is None:
+        shown = ", ".join(map(str, resolved_roots.values()))
+        raise SourceError(f"{what}: {path}: not inside a watched root ({shown})")
+    if not resolved.is_file():
+        raise SourceError(f"{what}: {path}: not a file")
+    root = next(root for root, real in resolved_roots.items() if real == holder)
+    return root / resolved.relative_to(holder)
+
+
 class PathRules:
     """Candidate and camera rules of one ``[watch]`` section.
 
@@ -95,12 +133,8 @@ class PathRules:
 
     def root_of(self, path: Path) -> Path | None:
         """The configured root that holds ``path`` (the deepest one), or None."""
-        best: Path | None = None
-        for root in self.roots:
-            inside = path == root or root in path.parents
-            if inside and (best is None or len(root.parts) > len(best.parts)):
-                best = root
-        return best
+        root = deepest_root(path, self.roots)
+        return None if root is None else Path(root)
 
     def is_ignored_name(self, name: str) -> bool:
         lowered = name.lower()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,7 +26,10 @@ from vidwatch.api.errors import (
 )
 from vidwatch.api.guard import RequestGuard
 from vidwatch.api.metrics import Metrics
+from vidwatch.errors import ResultsUnavailable
 from vidwatch.ops.queues import QueueProbe
+from vidwatch.results.connection import TRANSIENT_REDIS_ERRORS
+from vidwatch.status import DaemonStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ Check = Callable[[], tuple[bool, Any]]
 async def _redis_down(_request: Request, exc: Exception) -> JSONResponse:
     logger.warning("api: Redis unreachable: %s", exc)
     return error_response(503, f"Redis unreachable: {type(exc).__name__}")
+
+
+def _as_dict(status: DaemonStatus | Mapping[str, Any]) -> dict[str, Any]:
+    return status.to_dict() if isinstance(status, DaemonStatus) else dict(status)
 
 
 def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry: Metrics | None = None) -> FastAPI:
@@ -60,17 +66,17 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
     app.add_exception_handler(HTTPException, http_error_handler)  # 404, 405, a body FastAPI cannot parse
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(RequestGuard, api=daemon.config.api)  # Host, token and size, before any body is read
-    app.add_exception_handler(redis.ConnectionError, _redis_down)
-    app.add_exception_handler(redis.TimeoutError, _redis_down)
+    for unavailable in (*TRANSIENT_REDIS_ERRORS, ResultsUnavailable):
+        app.add_exception_handler(unavailable, _redis_down)
 
     @app.get("/healthz", tags=["operations"],
              summary="The daemon process is alive: main loop ticking, observers running")
     def healthz() -> JSONResponse:
-        status = daemon.status()
+        status = DaemonStatus.coerce(daemon.status())
         reasons = []
-        if status["loop_age_s"] > LOOP_STALE_S:
-            reasons.append(f"main loop stalled for {status['loop_age_s']:.0f} s")
-        dead = [root for root, alive in status["observers"].items() if not alive]
+        if status.loop_age_s > LOOP_STALE_S:
+            reasons.append(f"main loop stalled for {status.loop_age_s:.0f} s")
+        dead = [root for root, alive in status.observers.items() if not alive]
         if dead:
             reasons.append(f"observers dead: {', '.join(dead)}")
         body = {"status": "ok" if not reasons else "fail", "reasons": reasons, "pid": os.getpid()}
@@ -89,7 +95,7 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
             results[name] = {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
             ready = ready and ok
-        body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": daemon.status()}
+        body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": _as_dict(daemon.status())}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     for module in (metrics, jobs, videos, objects, media, page, browser):

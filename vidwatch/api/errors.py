@@ -13,24 +13,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from vidwatch.errors import ApiError
 from vidwatch.textsafe import printable
 
 MAX_MESSAGE_CHARS = 300
 MAX_VALIDATION_ERRORS = 3
 
+__all__ = ["ApiError", "ErrorBody", "api_error_handler", "responses"]
+
 
 class ErrorBody(BaseModel):
     error: str
-
-
-class ApiError(Exception):
-    """Answer ``status`` with ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
 
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:

@@ -39,7 +39,7 @@ class JobAccepted(BaseModel):
 class Job(BaseModel):
     video_id: str
     state: str = Field(description="seen, normalizing, queued, processing, done or failed")
-    progress: float = Field(description="0..1")
+    progress: float = Field(description="0..1: how far along the pipeline its state is")
     path: str
     camera: str
     error: str | None = None
@@ -113,7 +113,7 @@ def job_of(video_id: str, record: dict[str, str]) -> Job:
     return Job(
         video_id=video_id,
         state=state,
-        progress=progress(state, record.get("progress")),
+        progress=progress(state),
         path=record.get("path", ""),
         camera=record.get("camera", ""),
         error=record.get("error") or None,

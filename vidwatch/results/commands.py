@@ -15,7 +15,7 @@ from vidwatch.results.query import TIME_FORMS
 from vidwatch.textsafe import printable
 
 
-def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register ``query``; ``common`` carries ``-c/--config``."""
     query = command.add_parser(
         "query", parents=[common], help="videos and detections by camera, label and recording time",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import redis
 
+from vidwatch.results.connection import stream_reads
 from vidwatch.results.consumer import StreamConsumer
 from vidwatch.results.keys import Keys
 from vidwatch.textsafe import printable
@@ -40,8 +41,8 @@ def follow(
                 return
             continue
         idle_since = time.monotonic()
-        for _, entries in response:
-            for entry_id, fields in entries:
+        for _, batch in stream_reads(response):
+            for entry_id, fields in batch:
                 yield entry_id, fields
                 last_id = entry_id
 
