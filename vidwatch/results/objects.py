@@ -32,12 +32,14 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, cast
 
 import redis
 
 from vidwatch.results.keys import Keys
 from vidwatch.results.paging import decode_cursor, page_index
+from vidwatch.results.partials import SegmentPartial
+from vidwatch.results.summary import Summary
 
 OBJECT_SCHEMA = "1"
 NOT_OBJECTS = frozenset({"motion"})  # labels that name no thing: activity and the motion gate only
@@ -206,22 +208,7 @@ def _float(value: str | None) -> float | None:
 # ---- building objects from what the summary task has --------------------------------------------------
 
 
-class Sighting(Protocol):
-    """A track's first or last appearance (``vidwatch.results.partials.Sighting`` fits)."""
-
-    label: str
-    box: Any
-    pts: float
-
-
-class PartialLike(Protocol):
-    """What :func:`build_objects` reads of a segment's partial (``SegmentPartial`` fits)."""
-
-    first: Mapping[int, Sighting]
-    last: Mapping[int, Sighting]
-
-
-def track_spans(parts: Iterable[PartialLike], track_map: Mapping[int, int]) -> dict[int, tuple[str, float, float]]:
+def track_spans(parts: Iterable[SegmentPartial], track_map: Mapping[int, int]) -> dict[int, tuple[str, float, float]]:
     """Per joined track id: its label and first and last pts over every segment.
 
     >>> from types import SimpleNamespace as S
@@ -248,7 +235,7 @@ def build_objects(
     video_id: str,
     camera: str,
     start_ts: float,
-    parts: Sequence[PartialLike],
+    parts: Sequence[SegmentPartial],
     track_map: Mapping[int, int],
     crops: Mapping[Any, Mapping[str, Any]] | None,
     *,
@@ -364,7 +351,7 @@ class ObjectWriter:
         """
         if any(o.video_id != video_id or o.camera != camera for o in objects):
             raise ValueError(f"objects: expected every object of video {video_id} on camera {camera}")
-        earlier = self.client.hgetall(self.keys.video(video_id))
+        earlier = cast(dict[str, str], self.client.hgetall(self.keys.video(video_id)))
         if earlier.get("run") == str(run):
             return False
         labels = sorted({o.label for o in objects} | {label for key, label in earlier.items() if key != "run"})
@@ -375,6 +362,25 @@ class ObjectWriter:
         keys = [self.keys.video(video_id), self.keys.stream, self.keys.time, self.keys.camera(camera),
                 *(self.keys.label(label) for label in labels)]
         return bool(self._write(keys=keys, args=args))
+
+
+def write_summary_objects(
+    client: redis.Redis,
+    keys: Keys,
+    summary: Summary,
+    parts: Sequence[SegmentPartial],
+    track_map: Mapping[int, int],
+    start_ts: float,
+    *,
+    run: int,
+    maxlen: int = DEFAULT_OBJECTS_MAXLEN,
+) -> list[ObjectEntry]:
+    """The summary task's one call: the video's objects from its summary (crops, after the crop stages) and
+    its segments' partials, written once for this run. Call it before the summary is written: a summary
+    task that dies between the two is redelivered, writes no object twice, and then the summary."""
+    objects = build_objects(summary.video_id, summary.camera, start_ts, parts, track_map, summary.tracks, run=run)
+    ObjectWriter(client, keys, maxlen=maxlen).write(summary.video_id, summary.camera, objects, run=run)
+    return objects
 
 
 # ---- reading ------------------------------------------------------------------------------------------
@@ -448,7 +454,7 @@ def _entries(client: redis.Redis, stream: str, ids: Sequence[str]) -> dict[str, 
 def objects_of(client: redis.Redis, keys: Keys, video_id: str) -> list[ObjectEntry]:
     """The video's objects of its latest written run, by start (those still in the stream)."""
     okeys = ObjectKeys.of(keys)
-    ids = [key for key in client.hkeys(okeys.video(video_id)) if key != "run"]
+    ids = [str(key) for key in client.hkeys(okeys.video(video_id)) if key != "run"]
     entries = _entries(client, okeys.stream, ids)
     return sorted(entries.values(), key=lambda o: (o.start_pts, o.track))
 

@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -79,7 +80,7 @@ def page_index(
     while not more:
         chunk = client.zrevrangebyscore(primary, high, low, start=offset, num=CHUNK, withscores=True)
         offset += len(chunk)
-        items = [(str(m), float(s)) for m, s in chunk
+        items = [(str(m), float(s)) for m, s in cast(list[tuple[str, float]], chunk)
                  if after is None or float(s) < after[0] or (float(s) == after[0] and str(m) < after[1])]
         if also_in is not None and items:
             pipe = client.pipeline(transaction=False)

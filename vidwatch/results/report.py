@@ -141,7 +141,7 @@ def video_report(
         lines.append("no summary yet" if record.get("state") != "failed" else "no summary: the video failed")
         lines.append(f"browse    {printable(link)}")
         return "\n".join(lines)
-    labels = summary.get("labels") if isinstance(summary.get("labels"), dict) else {}
+    labels: dict[str, Any] = summary["labels"] if isinstance(summary.get("labels"), dict) else {}
     lines.append(f"seen      {seen_text(labels)}")
     for name, stats in sorted(labels.items()):
         if not isinstance(stats, dict) or stats.get("first_pts") is None:
@@ -149,7 +149,7 @@ def video_report(
         most = f", at most {stats.get('max_simultaneous')} at once" if (stats.get("max_simultaneous") or 0) > 1 else ""
         lines.append(f"          {printable(name)}: {clock(float(stats['first_pts']))}–"
                      f"{clock(float(stats.get('last_pts') or stats['first_pts']))}{most}")
-    activity = summary.get("activity") if isinstance(summary.get("activity"), list) else []
+    activity: list[Any] = summary["activity"] if isinstance(summary.get("activity"), list) else []
     lines.append(f"activity  {len(activity)} span(s): {activity_text(activity)}")
     lines.append(f"objects   {len(objects)}")
     for entry in objects[:MAX_OBJECTS_SHOWN]:
