@@ -151,14 +151,23 @@ def _in_flight(snap: Snapshot) -> list[str]:
         return [*out, '<p class="muted">nothing in flight</p>']
     out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
     for row in snap.in_flight[:50]:
-        pct = round(row["progress"] * 100)
         out.append(
             f"<tr><td title=\"{e(row['path'])}\"><code>{e(row['video_id'])}</code></td><td>{e(row['camera'])}</td>"
-            f"<td>{e(row['state'])}</td><td><progress max=\"100\" value=\"{pct}\">{pct}%</progress></td>"
+            f"<td>{e(row['state'])}</td><td>{_progress(row)}</td>"
             f"<td>{_ago(row['since'], snap.taken_at)}</td></tr>"
         )
     out.append("</table>")
     return out
+
+
+def _progress(row: dict[str, Any]) -> str:
+    """A bar of what the workers measured (frames analysed ÷ planned); nothing before they measured it."""
+    if row.get("progress") is None:
+        return ""
+    pct = round(row["progress"] * 100)
+    frames = row.get("frames")
+    label = f"{frames[0]}/{frames[1]} frames" if frames else f"{pct}%"
+    return f'<progress max="100" value="{pct}">{pct}%</progress> <span class="muted">{label}</span>'
 
 
 def _recent(snap: Snapshot) -> list[str]:
