@@ -128,3 +128,13 @@ def test_openapi_documents_the_new_endpoints(api: tuple[Served, SeededObjects]) 
         assert path in paths, path
     assert "cursor" in {p["name"] for p in paths["/objects"]["get"]["parameters"]}
     assert "206" in paths["/videos/{video_id}/clip.mp4"]["get"]["responses"]
+
+
+def test_videos_page_by_cursor(api: tuple[Served, SeededObjects]) -> None:
+    served, _ = api
+    first = get(served, "/videos?limit=1").json()
+    assert [v["video_id"] for v in first["videos"]] == [served.seeded.done_cam2] and first["next_cursor"]
+    second = get(served, f"/videos?limit=1&cursor={first['next_cursor']}").json()
+    assert [v["video_id"] for v in second["videos"]] == [served.seeded.done] and second["next_cursor"] is None
+    bad = get(served, "/videos?cursor=nonsense")
+    assert bad.status_code == 400 and set(bad.json()) == {"error"}
