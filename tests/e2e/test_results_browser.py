@@ -54,6 +54,7 @@ def test_search_finds_objects_and_the_video_page_plays_one(site: dict, chromium:
             page = browser.evaluate("document.documentElement.outerHTML")
             state = browser.evaluate("JSON.stringify(document.body.dataset)")
     assert 'href="/browse"' in status, "the status page links to the browser"
+    assert f'href="/browse/videos/{video_id}"' in status, "and each recent video to its page"
     assert 'data-searched="yes"' in people and 'data-results="3"' in people
     assert re.findall(r'data-object="([^"]+)"', people) == seeded.people  # newest first; the car is not a person
     assert 'src="/videos/' + video_id + '/crops/1.jpg"' in people

@@ -181,7 +181,8 @@ def _recent(snap: Snapshot) -> list[str]:
         vid = e(row["video_id"])
         out.append(
             f'<tr class="video" data-video="{vid}">'
-            f'<td><img class="thumb" alt="" src="/videos/{vid}/thumbnail" onerror="this.remove()"></td>'
+            f'<td><a href="/browse/videos/{vid}" title="open in the results browser">'
+            f'<img class="thumb" alt="open" src="/videos/{vid}/thumbnail" onerror="this.remove()"></a></td>'
             f"<td>{e(row['camera'])}</td><td>{_when(row['start_ts'])}</td><td>{e(row['state'])}</td>"
             f'<td><img alt="timeline" src="/videos/{vid}/timeline.svg" width="400"></td>'
             f"<td><code>{e(row['path'])}</code></td></tr>"
