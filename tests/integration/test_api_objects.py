@@ -138,3 +138,22 @@ def test_videos_page_by_cursor(api: tuple[Served, SeededObjects]) -> None:
     assert [v["video_id"] for v in second["videos"]] == [served.seeded.done] and second["next_cursor"] is None
     bad = get(served, "/videos?cursor=nonsense")
     assert bad.status_code == 400 and set(bad.json()) == {"error"}
+
+
+def test_without_the_spooled_copy_the_condensed_clip_plays_with_its_spans(
+    api: tuple[Served, SeededObjects]
+) -> None:
+    served, seeded = api
+    client, keys, config = served.daemon.client, served.daemon.keys, served.config
+    video_id = served.seeded.done_cam2  # its spool path is outside the spool: no spooled copy
+    condensed = config.paths.state_dir / "condensed" / f"{video_id}.mp4"
+    condensed.parent.mkdir(parents=True)
+    condensed.write_bytes(seeded.clip.read_bytes())
+    (_, fields), = client.xrange(keys.summaries, client.hget(keys.video(video_id), "summary_id"), "+", count=1)
+    client.hset(keys.video(video_id), "summary_id", client.xadd(keys.summaries, {**fields,
+                                                                                 "condensed_clip": str(condensed)}))
+    body = get(served, f"/videos/{video_id}").json()
+    # activity 2.0-4.2 s padded by 1 s: the clip's 0-4.2 s are the video's 1.0-5.2 s
+    assert body["clip"] == {"kind": "condensed", "url": f"/videos/{video_id}/clip.mp4", "spans": [[0.0, 4.2, 1.0, 5.2]]}
+    clip = get(served, f"/videos/{video_id}/clip.mp4", headers={"Range": "bytes=0-9"})
+    assert clip.status_code == 206 and clip.headers["x-vidwatch-clip"] == "condensed" and len(clip.content) == 10
