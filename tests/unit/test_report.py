@@ -1,29 +1,68 @@
-"""Readable results: a busy video's report stays on one screen; names cannot break lines."""
+"""What doctor will print about engines and models."""
 
 from __future__ import annotations
 
-from vidwatch.results.objects import ObjectEntry
-from vidwatch.results.report import summary_line, video_report
+from pathlib import Path
+
+import pytest
+
+from tests.models import square_detector
+from vidwatch.config import Config, EngineConfig
+from vidwatch.engines import gpu
+from vidwatch.engines.report import engine_checks, model_report
 
 
-def test_a_busy_video_fits_one_screen() -> None:
-    labels = {"person": {"tracks": 30, "max_simultaneous": 4, "first_pts": 0.0, "last_pts": 9.8},
-              "car": {"tracks": 10, "max_simultaneous": 2, "first_pts": 1.0, "last_pts": 9.0},
-              "motion": {"tracks": 0, "max_simultaneous": 1, "first_pts": 0.0, "last_pts": 10.0}}
-    summary = {"camera": "cam1", "duration": 10.0, "frames_analyzed": 50, "labels": labels,
-               "activity": [[0.0, 10.0]], "processing": {"engine": "onnx", "wall_s": 2.0, "fps": 25.0,
-                                                         "worker": "w:1"}, "run": "1"}
-    objects = [ObjectEntry("v", t, "cam1", "person" if t <= 30 else "car", 100.0 + t / 5, 101.0 + t / 5, t / 5,
-                           1 + t / 5, crop=f"/s/crops/v/track-{t}.jpg", score=0.9) for t in range(1, 41)]
-    record = {"camera": "cam1", "state": "done", "start_ts": "100", "path": "/nvr/cam1/a.mp4"}
-    text = video_report("v", record, summary, objects, link="http://h:1/browse/videos/v")
-    lines = text.splitlines()
-    assert len(lines) <= 25, text
-    assert "seen      person ×30, car ×10 · motion" in text and "28 more" in text
-    assert "person: 0:00.0–0:09.8, at most 4 at once" in text
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gpu, "gpus", lambda: ())
+    monkeypatch.setattr(gpu, "tensorrt_version", lambda: None)
+    monkeypatch.setattr(gpu, "pycuda_installed", lambda: False)
 
 
-def test_a_summary_line_is_one_line_whatever_the_names() -> None:
-    fields = {"camera": "cam\n1", "duration": "2", "labels": '{"per\\u001b[2Json": {"tracks": 1}}', "activity": "[]"}
-    line = summary_line(fields, start_ts=None, link="l")
-    assert "\n" not in line and "\x1b" not in line and "cam\\n1" in line and "per\\x1b[2Json ×1" in line
+def _by_name(checks: list[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
+    return {name: (status, detail) for status, name, detail in checks}
+
+
+def test_checks_without_a_model_pick_opencv(no_gpu: None) -> None:
+    checks = _by_name(engine_checks(Config()))
+    assert checks["engine"][0] == "OK"
+    assert checks["engine"][1].startswith("opencv")
+    assert checks["gpu"][0] == "WARN"
+    assert checks["tensorrt"] == ("WARN", "not installed: pip install 'vidwatch[gpu]'")
+    assert checks["model"][0] == "OK"
+
+
+def test_checks_with_a_model_pick_onnx_and_say_why(no_gpu: None, tmp_path: Path) -> None:
+    model = square_detector(tmp_path / "squares.onnx")
+    checks = _by_name(engine_checks(Config(engine=EngineConfig(model=model))))
+    assert checks["engine"][1].startswith("onnx")
+    assert "no NVIDIA GPU" in checks["engine"][1]
+    assert checks["model"] == ("OK", f"{model}: input images 320x320, batch dynamic, 1 classes")
+    assert checks["onnxruntime"][0] == "OK"
+
+
+@pytest.mark.parametrize(
+    ("engine", "failing"),
+    [
+        ({"kind": "tensorrt", "model": "squares.onnx"}, {"gpu", "tensorrt", "pycuda"}),
+        ({"kind": "onnx"}, {"model"}),
+        ({"kind": "onnx", "model": "missing.onnx"}, {"model"}),
+    ],
+)
+def test_checks_fail_what_the_configured_engine_needs(
+    no_gpu: None, tmp_path: Path, engine: dict, failing: set[str]
+) -> None:
+    square_detector(tmp_path / "squares.onnx")
+    if "model" in engine:
+        engine = {**engine, "model": tmp_path / engine["model"]}
+    checks = engine_checks(Config(engine=EngineConfig(**engine)))
+    assert {name for status, name, _ in checks if status == "FAIL"} == failing
+
+
+def test_model_report(tmp_path: Path) -> None:
+    report = model_report(square_detector(tmp_path / "squares.onnx"), batch=2, runs=1)
+    assert "input  images ['batch', 3, 320, 320] tensor(float)" in report
+    assert "output output0 ['batch', 5, 1600] tensor(float)" in report
+    assert "format yolo [B, 4+classes, N], output [2, 5, 1600]" in report
+    assert "classes 1: square" in report
+    assert "timing batch 2:" in report
