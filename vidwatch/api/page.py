@@ -7,7 +7,6 @@ it in, so the page works without scripts too (it is rendered whole on first load
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -88,9 +87,8 @@ def _e(value: object) -> str:
     return escape(printable(value))
 
 
-def render_panel(snap: Snapshot, daemon_status: DaemonStatus | Mapping[str, Any]) -> str:
+def render_panel(snap: Snapshot, status: DaemonStatus) -> str:
     """The status page's panel: cards, queues, workers, roots, in-flight, recent videos, failures."""
-    status = DaemonStatus.coerce(daemon_status)
     sections = (_cards(snap, status), _queues(snap), _workers(snap), _roots(status), _in_flight(snap),
                 _recent(snap), _failures(snap))
     return "".join(part for section in sections for part in section)
@@ -149,6 +147,7 @@ def _in_flight(snap: Snapshot) -> list[str]:
     out = [f"<h2>In flight ({len(snap.in_flight)})</h2>"]
     if not snap.in_flight:
         return [*out, '<p class="muted">nothing in flight</p>']
+    # the bar is the work measured by the workers (frames analysed ÷ planned); empty before it was measured
     out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
     for row in snap.in_flight[:50]:
         out.append(
@@ -204,7 +203,7 @@ def _failures(snap: Snapshot) -> list[str]:
     return out
 
 
-def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus | Mapping[str, Any]]:
+def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus]:
     daemon = daemon_of(request)
     return take_snapshot(daemon.client, daemon.keys, request.app.state.queues), daemon.status()
 

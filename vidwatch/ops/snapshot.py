@@ -25,8 +25,6 @@ from vidwatch.results.records import State
 RECENT_EVENTS = 2000
 RECENT_SUMMARIES = 50
 _CHUNK = 1000
-# how far along a video is, by state, before the worker reports anything finer
-# How far along the pipeline a state is (a stage marker, not a measure of the work done in it)
 INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "worker", "published", "frames_done",
                    "frames_planned")
 

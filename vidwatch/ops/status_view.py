@@ -55,7 +55,7 @@ def render(snap: Snapshot) -> Group:
         workers.add_row(Text("none: videos stay queued", style="red"), "", "", "")
 
     flight = Table(title=f"In flight ({len(snap.in_flight)})", title_justify="left")
-    for column in ("video", "camera", "state", "progress", "for", "path"):
+    for column in ("video", "camera", "state", "progress", "for", "path"):  # progress: frames measured by workers
         flight.add_column(column)
     for row in snap.in_flight[:MAX_IN_FLIGHT_ROWS]:
         bar = _progress(row)
