@@ -11,6 +11,7 @@ from vidwatch.api.page import render_panel
 from vidwatch.ops.queues import QueueDepth
 from vidwatch.ops.snapshot import Snapshot
 from vidwatch.ops.status_view import render
+from vidwatch.status import DaemonStatus
 
 
 def snapshot() -> Snapshot:
@@ -25,7 +26,7 @@ def snapshot() -> Snapshot:
 
 
 def test_the_page_and_status_show_only_measured_progress() -> None:
-    html = render_panel(snapshot(), {"settling": 0, "observers": {}, "root_errors": {}})
+    html = render_panel(snapshot(), DaemonStatus(settling=0, observers={}, root_errors={}))
     assert html.count("<progress") == 1 and '<progress max="100" value="25">' in html and "30/120 frames" in html
     console = Console(file=io.StringIO(), width=200, force_terminal=False, color_system=None)
     console.print(render(snapshot()))
