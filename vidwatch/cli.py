@@ -57,13 +57,14 @@ def _parser() -> argparse.ArgumentParser:
                       "printed; entries a dead member held are taken over)")
     tail.add_argument("--consumer", default="tail", help="consumer name within --group")
     tail.add_argument("--from-start", action="store_true", help="start at the oldest entry, not new ones")
-    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line, as stored (summaries are "
+                      "otherwise one readable line per video)")
     tail.add_argument("--count", type=int, default=None, help="exit after this many entries")
     tail.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without entries")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
     add_ops_commands(sub, common)  # systemd install, doctor, status
-    add_results_commands(sub, common)  # query
+    add_results_commands(sub, common)  # query, show
     return parser
 
 
@@ -112,7 +113,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, concurrency, pool=pool)
     if args.command == "tail":
         return _tail(args, config)
-    if args.command == "query":
+    if args.command in ("query", "show"):
         from vidwatch.results.commands import run as run_results_command
 
         return run_results_command(args, config)
@@ -141,16 +142,19 @@ def _daemon_command(args: argparse.Namespace, config: Config) -> int:
 def _tail(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.results.connection import connect
     from vidwatch.results.keys import Keys
-    from vidwatch.results.tail import format_entry, stream_key, tail
+    from vidwatch.results.report import browse_link
+    from vidwatch.results.tail import entry_formatter, stream_key, tail
 
     try:
         key = stream_key(Keys(config.redis.prefix), args.stream)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     client = connect(config.redis)
+    formatted = entry_formatter(client, Keys(config.redis.prefix), args.stream, as_json=args.json,
+                                link=lambda video_id: browse_link(config, video_id))
 
     def emit(entry_id: str, fields: dict[str, str]) -> None:
-        print(format_entry(entry_id, fields, as_json=args.json), flush=True)  # noqa: T201 - the command's output
+        print(formatted(entry_id, fields), flush=True)  # noqa: T201 - the command's output
 
     tail(
         client, key, emit, from_start=args.from_start, group=args.group, consumer=args.consumer,

@@ -155,6 +155,7 @@ class RedisConfig(_Section):
     events_maxlen: int = Field(100_000, ge=100, description="Approximate MAXLEN of the events stream.")
     detections_maxlen: int = Field(1_000_000, ge=100, description="Approximate MAXLEN of each detections stream.")
     summaries_maxlen: int = Field(100_000, ge=100, description="Approximate MAXLEN of the summaries stream.")
+    objects_maxlen: int = Field(1_000_000, ge=100, description="Approximate MAXLEN of the objects stream.")
 
     @field_validator("url")
     @classmethod
@@ -224,6 +225,10 @@ class AnalysisConfig(_Section):
     min_activity_seconds: float = Field(0.0, ge=0, description="Activity segments shorter than this are dropped.")
     motion_gate: bool = Field(
         False, description="Run the engine only on frames where motion (MOG2) was found; others count as empty."
+    )
+    track_motion: bool = Field(
+        False, description="Give motion detections track ids, best crops (and so summary tracks); off: motion only "
+        "marks activity and gates the engine. Motion is never an object either way.",
     )
 
 

@@ -58,7 +58,9 @@ def test_segments_on_two_workers_match_one_pass_and_survive_a_killed_worker(
 ) -> None:
     keys = Keys(site["prefix"])
     config = ["-c", str(site["config"])]
-    base_env = {"VIDWATCH_WATCH__SETTLE_SECONDS": "0.5", "VIDWATCH_ANALYSIS__FPS": "5"}
+    # the drifting square is motion: tracked here (off by default) so the join across cuts is counted
+    base_env = {"VIDWATCH_WATCH__SETTLE_SECONDS": "0.5", "VIDWATCH_ANALYSIS__FPS": "5",
+                "VIDWATCH_ANALYSIS__TRACK_MOTION": "true"}
     one_pass = drifting_square_ts(tmp_path / "src" / "a.ts", 30, 1)
     segmented = drifting_square_ts(tmp_path / "src" / "b.ts", 30, 2)
     daemon = Proc(["daemon", *config], tmp_path / "daemon.log", base_env)
@@ -96,7 +98,7 @@ def test_segments_on_two_workers_match_one_pass_and_survive_a_killed_worker(
     assert json.loads(summary["activity"]) == json.loads(reference["activity"])
     ref_labels, labels = json.loads(reference["labels"]), json.loads(summary["labels"])
     # tracks are joined across the cuts: the same count as one pass (the drifting square is one track)
-    assert labels["motion"]["tracks"] == ref_labels["motion"]["tracks"]
+    assert labels["motion"]["tracks"] == ref_labels["motion"]["tracks"] >= 1
     # exactly once: one summary for the video, one detection entry per analysed frame at most
     assert Counter(f["video_id"] for _, f in redis_client.xrange(keys.summaries))[second_id] == 1
     frames = [f["frame"] for _, f in redis_client.xrange(keys.detections("default")) if f["video_id"] == second_id]

@@ -36,7 +36,8 @@ def config(redis_prefix: str, amqp_url: str, tmp_path: Path) -> Config:
         redis=RedisConfig(url=REDIS_URL, prefix=redis_prefix),
         broker=BrokerConfig(url=amqp_url),
         paths=PathsConfig(state_dir=tmp_path / "var"),
-        analysis=AnalysisConfig(fps=5, size=320, segment_seconds=5.0),
+        # the moving square is motion: tracked here (off by default) so tracks join across the cut
+        analysis=AnalysisConfig(fps=5, size=320, segment_seconds=5.0, track_motion=True),
     )
 
 

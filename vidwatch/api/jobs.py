@@ -14,7 +14,7 @@ from vidwatch.api.deps import VIDEO_ID, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
 from vidwatch.api.guard import write_refusal
 from vidwatch.errors import SourceError
-from vidwatch.ops.snapshot import progress
+from vidwatch.results.progress import counts, fraction, segment_counts
 
 router = APIRouter(tags=["jobs"], route_class=StrictJsonRoute, responses=responses(422))
 bearer = HTTPBearer(auto_error=False, description="The token configured as [api] token")
@@ -36,10 +36,21 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class SegmentProgress(BaseModel):
+    segment: int
+    frames_done: int
+    frames_planned: int
+
+
 class Job(BaseModel):
     video_id: str
     state: str = Field(description="seen, normalizing, queued, processing, done or failed")
-    progress: float = Field(description="0..1: how far along the pipeline its state is")
+    progress: float | None = Field(
+        None, description="0..1: frames analysed ÷ frames planned, as the workers measured them; null until the "
+        "analysis of a segment started")
+    frames_done: int | None = Field(None, description="frames analysed so far (all segments)")
+    frames_planned: int | None = Field(None, description="frames the analysis will see (all segments)")
+    segments: list[SegmentProgress] = Field(default_factory=list, description="the same per segment that started")
     path: str
     camera: str
     error: str | None = None
@@ -110,10 +121,15 @@ def job_of(video_id: str, record: dict[str, str]) -> Job:
         except (KeyError, ValueError):
             continue
     published = record.get("published")
+    frames = counts(record)
     return Job(
         video_id=video_id,
         state=state,
-        progress=progress(state),
+        progress=fraction(record),
+        frames_done=frames[0] if frames else None,
+        frames_planned=frames[1] if frames else None,
+        segments=[SegmentProgress(segment=k, frames_done=done, frames_planned=planned)
+                  for k, (done, planned) in segment_counts(record).items()],
         path=record.get("path", ""),
         camera=record.get("camera", ""),
         error=record.get("error") or None,

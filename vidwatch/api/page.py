@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -41,6 +42,7 @@ _PAGE = """<!doctype html>
 <body>
 <h1>vidwatch</h1>
 <div class="muted">updated <span id="updated">{updated}</span> · refreshes every {refresh} s ·
+ <a href="/browse">results</a> ·
  <a href="/docs">API</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></div>
 <div id="panel">{panel}</div>
 <script>
@@ -145,18 +147,26 @@ def _in_flight(snap: Snapshot) -> list[str]:
     out = [f"<h2>In flight ({len(snap.in_flight)})</h2>"]
     if not snap.in_flight:
         return [*out, '<p class="muted">nothing in flight</p>']
-    # the bar marks the state's place in the pipeline (seen … processing), not the work done within it
-    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>stage</th><th>since</th></tr>")
+    # the bar is the work measured by the workers (frames analysed ÷ planned); empty before it was measured
+    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
     for row in snap.in_flight[:50]:
-        marker = round(row["progress"] * 100)
         out.append(
             f"<tr><td title=\"{e(row['path'])}\"><code>{e(row['video_id'])}</code></td><td>{e(row['camera'])}</td>"
-            f"<td>{e(row['state'])}</td><td title=\"stage: {e(row['state'])}\">"
-            f"<progress max=\"100\" value=\"{marker}\">{e(row['state'])}</progress></td>"
+            f"<td>{e(row['state'])}</td><td>{_progress(row)}</td>"
             f"<td>{_ago(row['since'], snap.taken_at)}</td></tr>"
         )
     out.append("</table>")
     return out
+
+
+def _progress(row: dict[str, Any]) -> str:
+    """A bar of what the workers measured (frames analysed ÷ planned); nothing before they measured it."""
+    if row.get("progress") is None:
+        return ""
+    pct = round(row["progress"] * 100)
+    frames = row.get("frames")
+    label = f"{frames[0]}/{frames[1]} frames" if frames else f"{pct}%"
+    return f'<progress max="100" value="{pct}">{pct}%</progress> <span class="muted">{label}</span>'
 
 
 def _recent(snap: Snapshot) -> list[str]:
@@ -170,7 +180,8 @@ def _recent(snap: Snapshot) -> list[str]:
         vid = e(row["video_id"])
         out.append(
             f'<tr class="video" data-video="{vid}">'
-            f'<td><img class="thumb" alt="" src="/videos/{vid}/thumbnail" onerror="this.remove()"></td>'
+            f'<td><a href="/browse/videos/{vid}" title="open in the results browser">'
+            f'<img class="thumb" alt="open" src="/videos/{vid}/thumbnail" onerror="this.remove()"></a></td>'
             f"<td>{e(row['camera'])}</td><td>{_when(row['start_ts'])}</td><td>{e(row['state'])}</td>"
             f'<td><img alt="timeline" src="/videos/{vid}/timeline.svg" width="400"></td>'
             f"<td><code>{e(row['path'])}</code></td></tr>"

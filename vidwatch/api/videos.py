@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from vidwatch.api.deps import VIDEO_ID, DaemonView, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
-from vidwatch.results.query import MAX_LIMIT, TIME_FORMS, VideoQuery, find_videos, parse_time, summary_of
+from vidwatch.results.paging import decode_cursor, video_page
+from vidwatch.results.query import MAX_LIMIT, TIME_FORMS, VideoQuery, parse_time, summary_of, video_rows
 from vidwatch.results.timeline import timeline_svg
 
 router = APIRouter(tags=["videos"], responses=responses(422))
@@ -33,6 +34,7 @@ class Video(BaseModel):
 class VideoList(BaseModel):
     count: int
     videos: list[Video]
+    next_cursor: str | None = Field(None, description="pass as cursor= for the next page; null: last page")
 
 
 @router.get(
@@ -48,15 +50,20 @@ def list_videos(
     since: str | None = Query(None, max_length=64, description=TIME_FORMS),
     until: str | None = Query(None, max_length=64, description=TIME_FORMS),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(None, max_length=400, description="next_cursor of the previous page"),
 ) -> VideoList:
     daemon = daemon_of(request)
     try:
         query = VideoQuery(camera=camera or None, label=label or None, since=_time("since", since),
                            until=_time("until", until), limit=limit)
-    except ValueError as exc:  # from the parsed numbers only: since after until
+        if cursor:
+            decode_cursor(cursor)
+    except ValueError as exc:  # from the parsed numbers only: since after until; or a cursor not ours
         raise ApiError(400, str(exc)) from exc
-    rows = find_videos(daemon.client, daemon.keys, query)
-    return VideoList(count=len(rows), videos=[Video(**row) for row in rows])
+    page = video_page(daemon.client, daemon.keys, camera=query.camera, label=query.label, since=query.since,
+                      until=query.until, cursor=cursor or None, limit=query.limit)
+    rows = video_rows(daemon.client, daemon.keys, [video_id for video_id, _ in page.items])
+    return VideoList(count=len(rows), videos=[Video(**row) for row in rows], next_cursor=page.next_cursor)
 
 
 def _time(name: str, text: str | None) -> float | None:

@@ -18,15 +18,15 @@ import redis
 from vidwatch.ops.queues import QueueDepth
 from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
+from vidwatch.results.progress import counts, fraction
 from vidwatch.results.query import VideoQuery, find_videos
 from vidwatch.results.records import State
 
 RECENT_EVENTS = 2000
 RECENT_SUMMARIES = 50
 _CHUNK = 1000
-# How far along the pipeline a state is (a stage marker, not a measure of the work done in it)
-STATE_PROGRESS = {"seen": 0.05, "normalizing": 0.15, "queued": 0.3, "processing": 0.5, "done": 1.0, "failed": 1.0}
-INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "worker", "published")
+INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "worker", "published", "frames_done",
+                   "frames_planned")
 
 
 @dataclass
@@ -93,7 +93,11 @@ def workers_by_queue(workers: list[dict[str, Any]], queues: tuple[str, ...]) -> 
 
 
 def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    """Every video not yet done or failed, oldest first, with its state's stage marker (``progress``)."""
+    """Every video not yet done or failed, oldest first, with its measured progress.
+
+    ``progress`` (0..1) and ``frames`` (``[done, planned]``) are what the workers measured
+    (:mod:`vidwatch.results.progress`); None before any segment of the video started.
+    """
     ids = sorted(cast(set[str], client.smembers(keys.inflight)))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):
@@ -111,22 +115,13 @@ def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
                     "camera": record["camera"] or "",
                     "state": state,
                     "since": _float(record["updated_at"]) or _float(record["seen_at"]),
-                    "progress": progress(state),
+                    "progress": fraction(record),
+                    "frames": list(counts(record) or ()) or None,
                     "worker": record["worker"] or "",
                 }
             )
     rows.sort(key=lambda row: row["since"] or 0.0)
     return rows
-
-
-def progress(state: str) -> float:
-    """0..1: how far along the pipeline the video's state is (the analysis reports its own
-    progress as ``progress`` events, not in the record).
-
-    >>> progress("queued"), progress("done")
-    (0.3, 1.0)
-    """
-    return STATE_PROGRESS.get(state, 0.0)
 
 
 def recent_failures(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str, Any]]:

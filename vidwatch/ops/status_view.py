@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console, Group
 from rich.progress_bar import ProgressBar
@@ -54,10 +55,10 @@ def render(snap: Snapshot) -> Group:
         workers.add_row(Text("none: videos stay queued", style="red"), "", "", "")
 
     flight = Table(title=f"In flight ({len(snap.in_flight)})", title_justify="left")
-    for column in ("video", "camera", "state", "stage", "for", "path"):  # stage: the state's place, not work done
+    for column in ("video", "camera", "state", "progress", "for", "path"):  # progress: frames measured by workers
         flight.add_column(column)
     for row in snap.in_flight[:MAX_IN_FLIGHT_ROWS]:
-        bar = ProgressBar(total=100, completed=round(row["progress"] * 100), width=20)
+        bar = _progress(row)
         flight.add_row(_plain(row["video_id"][:12]), _plain(row["camera"]), _plain(row["state"]), bar,
                        _ago(row["since"], now), _plain(row["path"]))
 
@@ -69,6 +70,15 @@ def render(snap: Snapshot) -> Group:
 
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return Group(Text(f"vidwatch status at {stamp}", style="bold"), backlog, queues, workers, flight, failures)
+
+
+def _progress(row: dict[str, Any]) -> Group | Text:
+    """What the workers measured, as a bar and ``done/planned frames``; nothing before they measured it."""
+    if row.get("progress") is None:
+        return Text("")
+    bar = ProgressBar(total=100, completed=round(row["progress"] * 100), width=20)
+    frames = row.get("frames")
+    return Group(bar, Text(f"{frames[0]}/{frames[1]} frames" if frames else f"{round(row['progress'] * 100)}%"))
 
 
 def print_status(snap: Snapshot, console: Console | None = None) -> None:

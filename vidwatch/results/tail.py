@@ -99,3 +99,25 @@ def format_entry(entry_id: str, fields: dict[str, str], *, as_json: bool) -> str
         return json.dumps({"id": entry_id, **fields}, sort_keys=False)  # ASCII only: controls are \u escapes
     parts = [f"{printable(k)}={printable(v)}" for k, v in fields.items()]
     return f"{printable(entry_id)} " + " ".join(parts)
+
+
+def entry_formatter(
+    client: redis.Redis, keys: Keys, stream: str, *, as_json: bool, link: Callable[[str], str]
+) -> Callable[[str, dict[str, str]], str]:
+    """How ``vidwatch tail`` prints an entry of ``stream``: JSON with ``--json``; a summary as one readable
+    line (:func:`~vidwatch.results.report.summary_line`, its recording start read from the video's
+    record); anything else (an entry without ``video_id`` too) as ``id k=v …`` (:func:`format_entry`).
+    ``link``: video id → its page."""
+    from vidwatch.results.report import summary_line
+
+    if as_json or stream != "summaries":
+        return lambda entry_id, fields: format_entry(entry_id, fields, as_json=as_json)
+
+    def readable(entry_id: str, fields: dict[str, str]) -> str:
+        video_id = fields.get("video_id", "")
+        if not video_id:  # not a summary vidwatch wrote: as it is
+            return format_entry(entry_id, fields, as_json=False)
+        start = client.hget(keys.video(video_id), "start_ts")
+        return summary_line(fields, start_ts=float(start) if start else None, link=link(video_id))
+
+    return readable

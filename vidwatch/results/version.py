@@ -53,6 +53,7 @@ def analysis_version(config: Config, *, engine_kind: str | None = None) -> Analy
         "min_gap_seconds": config.analysis.min_gap_seconds,
         "min_activity_seconds": config.analysis.min_activity_seconds,
         "motion_gate": config.analysis.motion_gate,
+        "track_motion": config.analysis.track_motion,
     }
     if kind == "opencv":
         settings.update(

@@ -24,6 +24,7 @@ from vidwatch.fileio import atomic_target
 from vidwatch.media.decode import Frame, FrameReader, decode_size
 from vidwatch.media.probe import Probe
 from vidwatch.results.crops import BestCrops
+from vidwatch.results.objects import NOT_OBJECTS
 from vidwatch.results.summary import SummaryBuilder
 from vidwatch.results.writer import FrameResult
 from vidwatch.tasks.track import Tracker
@@ -74,6 +75,7 @@ def analyze(
     on_progress: Callable[[float], None] | None = None,
     crops: BestCrops | None = None,
     check: Callable[[], None] | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> Analysis:
     """Run the engine over every analysed frame of ``path`` (or of ``[start_s, start_s + duration_s)``).
 
@@ -81,14 +83,17 @@ def analyze(
     of a :class:`~vidwatch.engines.batcher.Batcher` shared with other segments. Up to
     ``window`` frames are in flight: the next batch gathers while one runs, and results
     are recorded in frame order as they come back. ``check`` runs once per frame and may
-    raise to stop (a time limit, a cancellation).
+    raise to stop (a time limit, a cancellation). ``on_frames`` gets the count of frames of the
+    range recorded so far, after each (cheap: it decides itself how often to report).
 
+    Motion detections get no track (no crop, no object) unless ``[analysis] track_motion``.
     Boxes come back in source pixels; frame numbers and pts are the video's, not the
     segment's; track ids start above ``track_base`` so segments never share one.
     """
     feed = engine if isinstance(engine, Stream | InlineStream) else InlineStream(engine, config.engine.batch)
     pipeline = Pipeline(path, facts, config, feed, camera=camera, start_s=start_s, duration_s=duration_s,
-                        track_base=track_base, on_progress=on_progress, crops=crops, check=check)
+                        track_base=track_base, on_progress=on_progress, crops=crops, check=check,
+                        on_frames=on_frames)
     return pipeline.run()
 
 
@@ -102,8 +107,12 @@ class Pipeline:
         self, path: Path, facts: Probe, config: Config, feed: Feed, *, camera: str, start_s: float,
         duration_s: float | None, track_base: int, on_progress: Callable[[float], None] | None,
         crops: BestCrops | None, check: Callable[[], None] | None,
+        on_frames: Callable[[int], None] | None = None,
     ) -> None:
         self.feed = feed
+        self.on_frames = on_frames
+        self.frames_done = 0
+        self.untracked = frozenset() if config.analysis.track_motion else NOT_OBJECTS
         self.crops = crops
         self.check = check
         self.on_progress = on_progress
@@ -197,8 +206,11 @@ class Pipeline:
 
     def record(self, frame: Frame, found: list[Detection]) -> None:
         """Track, annotate and count one frame's detections; keep the busiest frame and the crops."""
+        self.frames_done += 1
+        if self.on_frames is not None:
+            self.on_frames(self.frames_done)
         sx, sy = self.scale
-        tracked = self.tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
+        tracked = self.track([d.scaled(sx, sy) for d in found], frame.index)
         for analyzer in self.analyzers:
             tracked = analyzer.annotate(tracked)
         result = self.result
@@ -215,6 +227,13 @@ class Pipeline:
         area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
         if area > self.best_area:
             self.best_area, result.best_frame, result.best_detections = area, frame.image, tracked
+
+    def track(self, found: list[Detection], index: int) -> list[Detection]:
+        """The frame's detections in their order, those of a tracked label with their track id."""
+        if not any(d.label in self.untracked for d in found):
+            return self.tracker.update(index, found)
+        tracked = iter(self.tracker.update(index, [d for d in found if d.label not in self.untracked]))
+        return [d if d.label in self.untracked else next(tracked) for d in found]
 
     def finish(self) -> Analysis:
         """The analysis, with this pass's share of the engine's batches and the analyzers' summaries."""

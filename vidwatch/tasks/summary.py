@@ -18,6 +18,7 @@ from pathlib import Path
 from vidwatch import stages
 from vidwatch.media.condense import condense
 from vidwatch.results.detections import video_detections
+from vidwatch.results.objects import write_summary_objects
 from vidwatch.results.partials import SegmentPartial
 from vidwatch.results.records import VideoRecord
 from vidwatch.results.sidecar import write_sidecar
@@ -68,6 +69,8 @@ def summarize_video(context: WorkerContext, job: Job) -> str:
     summary = with_extras(context, assemble(context, record, parts, merged, duration_s, segments=segments),
                           record, parts, merged)
     start_ts = record.start_ts if record.start_ts is not None else time.time()
+    write_summary_objects(context.client, context.keys, summary, parts, merged.track_map, start_ts, run=record.run,
+                          maxlen=context.config.redis.objects_maxlen)  # first: a redelivery then writes the summary
     summary_id = context.writer.write_video_summary(summary, start_ts)
     if summary_id and context.config.results.sidecar_dir is not None:
         entries = video_detections(context.client, context.keys, summary.camera, video_id, str(record.run),

@@ -26,6 +26,7 @@ from vidwatch.config import Config
 from vidwatch.errors import SourceError
 from vidwatch.media.probe import Probe, probe
 from vidwatch.results.crops import BestCrops
+from vidwatch.results.progress import ProgressReporter
 from vidwatch.results.records import State, VideoRecord
 from vidwatch.tasks import join
 from vidwatch.tasks.app import ANALYZE_TASK, SEGMENT_TASK, SUMMARY_TASK, task_id
@@ -117,6 +118,16 @@ def spool_facts(record: VideoRecord) -> tuple[Path, Probe]:
     return spool, probe(spool)
 
 
+def planned_frames(segments: Sequence[tuple[float, float]], facts: Probe, config: Config) -> list[int]:
+    """Frames each segment should have at ``[analysis] fps`` (the last runs to the end of the video)."""
+    fps = config.analysis.fps
+    out = []
+    for k, (start_s, length_s) in enumerate(segments):
+        length = max(0.0, facts.duration_s - start_s) if k == len(segments) - 1 else length_s
+        out.append(max(1, round(length * fps)))
+    return out
+
+
 def _segment(
     context: WorkerContext, job: Job, k: int, record: VideoRecord, spool: Path, facts: Probe,
     segments: Sequence[tuple[float, float]], check: Check,
@@ -133,12 +144,14 @@ def _segment(
                       {"segment": k, "segments": len(segments), "percent": round(100 * fraction, 1)})
 
     crops = BestCrops(min_side_px=config.summary.crop_min_px) if config.summary.crops else None
+    frames = ProgressReporter(context.client, context.keys, video_id, k, plan=planned_frames(segments, facts, config))
     with context.feed() as stream:
         analysis = analyze(
             spool, facts, config, stream, camera=camera, start_s=start_s,
             duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
-            crops=crops, check=check,
+            crops=crops, check=check, on_frames=frames.frame,
         )
+    frames.close()
     wall_s = time.monotonic() - started
     crop_entries = crops.write(config.paths.state_dir / "crops" / video_id) if crops is not None else {}
     name = f"{video_id}.jpg" if len(segments) == 1 else f"{video_id}-{k}.jpg"
