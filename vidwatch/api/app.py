@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from vidwatch import __version__
-from vidwatch.api import jobs, metrics, page, videos
+from vidwatch.api import jobs, metrics, page, removal, videos
 from vidwatch.api.deps import DaemonView
 from vidwatch.api.errors import (
     ApiError,
@@ -98,6 +98,6 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
         body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": _as_dict(daemon.status())}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    for module in (metrics, jobs, videos, page):
+    for module in (metrics, jobs, videos, removal, page):
         app.include_router(module.router)
     return app
