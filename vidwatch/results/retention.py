@@ -218,19 +218,21 @@ class Retention:
         self.batch = batch
         self._delete = client.register_script(_DELETE_VIDEO)
         self._drop_spans = client.register_script(_DROP_SPANS)
+        self._counted: set[str] = set()
 
     # ------------------------------------------------------------------ one video
-    def delete_video(self, video_id: str, *, dry_run: bool = False) -> Counter[str]:
+    def delete_video(self, video_id: str, *, dry_run: bool = False, counted: set[str] | None = None) -> Counter[str]:
         """Remove one ended video's record, summary entry, index members, detections, bridge keys and files.
 
         Raises :class:`VideoInFlight` (nothing changed) when it is not done or failed, :class:`NoSuchVideo`
-        when there is no record and nothing was indexed under its id.
+        when there is no record and nothing was indexed under its id. ``counted``: detections-index members
+        a dry run counted already (left out here).
         """
         fields: dict[str, str] = self.client.hgetall(self.keys.video(video_id))  # type: ignore[assignment]
         camera = fields.get("camera", "")
         labels = [label for label in (fields.get("labels") or "").split(",") if label]
         segments = segment_count(fields.get("segments"))
-        members = self._spans_of(video_id, camera, fields) if camera else []
+        members = [m for m in self._spans_of(video_id, camera, fields) if m not in (counted or ())] if camera else []
         detections = camera or "default"
         keys = [
             self.keys.video(video_id), self.keys.summaries, self.keys.index_time, self.keys.index_camera(detections),
@@ -276,6 +278,7 @@ class Retention:
         """Remove what is older than ``cutoffs``; ``limit``: at most this many videos (and spans per camera)
         in this pass (the daemon's bound; ``more`` says the next pass has work left)."""
         report = PruneReport(dry_run, cutoffs)
+        self._counted = set()  # dry run: detections-index members counted by the detections step
         if cutoffs.detections is not None:
             self._detections(cutoffs.detections, report, limit)
         files_done: set[str] = set()
@@ -306,6 +309,8 @@ class Retention:
                     report.counts["detections"] += int(self._drop_spans(keys=[stream, index], args=args))
                     report.counts["detection_spans"] += len(old)
                     counted += [(entry_id_tuple(s.first_id), entry_id_tuple(s.last_id)) for s in old]
+                    if report.dry_run:
+                        self._counted.update(s.member for s in old)
                     done += len(old)
                 if len(rows) < self.batch:
                     break
@@ -383,7 +388,7 @@ class Retention:
                         seen.add(video_id)
                         summary_ids.add(str(self.client.hget(self.keys.video(video_id), "summary_id") or ""))
                     try:
-                        counts = self.delete_video(video_id, dry_run=report.dry_run)
+                        counts = self.delete_video(video_id, dry_run=report.dry_run, counted=self._counted)
                     except VideoInFlight:
                         report.in_flight += 1
                         offset += 0 if report.dry_run else 1
