@@ -1,0 +1,331 @@
+"""State benchmark: what one camera costs in Redis and on disk, and Redis memory over days with retention on.
+
+A figure of **one part**: the results as the project's own writers store them (``Records``,
+``ResultWriter``, ``BestCrops``, ``render_timeline``, ``write_sidecar``), fed with synthetic scenes,
+against a private Redis prefix (deleted afterwards). No daemon, broker, ffmpeg or engine runs: it
+measures what the results cost, not what analysing costs.
+
+Needs Redis at --redis-url (default redis://127.0.0.1:6379/0).
+Run:  .venv/bin/python bench/state.py [--minutes 60] [--days 10] [--files-per-day 96]
+
+Figures:
+1. per camera-hour at ``--fps`` (5) in one-minute files, for a quiet, a typical and a busy camera
+   (0, 2 and 20 objects moving through every frame): Redis bytes (``MEMORY USAGE`` of every key
+   under the prefix, by kind) and disk bytes (thumbnail, best crop per track, timeline PNG; the
+   optional sidecar JSON apart; no condensed clip, the spool or the sources);
+2. bytes per analysed frame with detections and per extra detection in ``detections:<camera>``;
+3. Redis memory after each of ``--days`` simulated days of a typical camera with retention on
+   (``--keep-days``): it must stay flat once retention is reached. Recording time is simulated;
+   stream ids are real write times, so the events stream's write-time trim (``XTRIM MINID``) is
+   replayed at the write time each simulated day began.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vidwatch.config import Config
+from vidwatch.detection import Detection
+from vidwatch.results.crops import BestCrops
+from vidwatch.results.keys import Keys
+from vidwatch.results.records import Records
+from vidwatch.results.retention import Cutoffs, Retention
+from vidwatch.results.sidecar import write_sidecar
+from vidwatch.results.summary import LabelSummary, Summary, SummaryBuilder
+from vidwatch.results.timeline import render_timeline
+from vidwatch.results.version import analysis_version
+from vidwatch.results.writer import FrameResult, ResultWriter
+
+SOURCE = (1920, 1080)
+ANALYSED = (640, 360)
+SCENES = {"quiet": 0, "typical": 2, "busy": 20}
+FILE_S = 60.0
+DAY_S = 86400.0
+
+
+@dataclass
+class Mover:
+    label: str
+    x: float
+    y: float
+    vx: float
+    vy: float
+    w: float
+    h: float
+    colour: tuple[int, int, int]
+
+    def step(self, dt: float) -> None:
+        self.x += self.vx * dt
+        self.y += self.vy * dt
+        if not 0 <= self.x <= SOURCE[0] - self.w:
+            self.vx = -self.vx
+            self.x = min(max(self.x, 0.0), SOURCE[0] - self.w)
+        if not 0 <= self.y <= SOURCE[1] - self.h:
+            self.vy = -self.vy
+            self.y = min(max(self.y, 0.0), SOURCE[1] - self.h)
+
+
+class Scene:
+    """``n`` objects (people and cars) moving and bouncing through a textured 1080p view, seen at ``fps``."""
+
+    def __init__(self, n: int, fps: float, seed: int = 1) -> None:
+        rnd = random.Random(seed)
+        noise = np.random.default_rng(seed).integers(0, 255, (ANALYSED[1], ANALYSED[0], 3), dtype=np.uint8)
+        self.background = cv2.GaussianBlur(noise, (0, 0), 3)
+        self.fps = fps
+        self.rnd = rnd
+        self.movers = []
+        for k in range(n):
+            person = k % 2 == 0
+            w, h = (60.0, 150.0) if person else (180.0, 100.0)
+            speed = rnd.uniform(40, 120) if person else rnd.uniform(150, 400)
+            angle = rnd.uniform(0, 2 * math.pi)
+            self.movers.append(Mover("person" if person else "car", rnd.uniform(0, SOURCE[0] - w),
+                                     rnd.uniform(0, SOURCE[1] - h), speed * math.cos(angle),
+                                     speed * math.sin(angle), w, h,
+                                     (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))))
+
+    def frame(self) -> tuple[np.ndarray, list[Detection]]:
+        image = self.background.copy()
+        detections = []
+        sx, sy = ANALYSED[0] / SOURCE[0], ANALYSED[1] / SOURCE[1]
+        for track, mover in enumerate(self.movers, start=1):
+            box = (mover.x, mover.y, mover.x + mover.w, mover.y + mover.h)
+            cv2.rectangle(image, (int(box[0] * sx), int(box[1] * sy)), (int(box[2] * sx), int(box[3] * sy)),
+                          mover.colour, -1)
+            detections.append(Detection(mover.label, self.rnd.uniform(0.4, 0.99), box, track))
+            mover.step(1.0 / self.fps)
+        return image, detections
+
+
+def record_fields(camera: str, video_id: str, start_ts: float, path: str) -> dict[str, Any]:
+    """What the daemon puts in a record at claim and normalize (the probe facts of a 1080p H.264 file)."""
+    return {
+        "path": path, "root": "/mnt/nvr", "camera": camera, "fingerprint": uuid.uuid4().hex + uuid.uuid4().hex,
+        "size": 45_000_000, "mtime_ns": int((start_ts + FILE_S) * 1e9), "start_ts": f"{start_ts:.3f}",
+        "probe_codec": "h264", "probe_width": "1920", "probe_height": "1080", "probe_fps": "25.0",
+        "probe_duration_s": f"{FILE_S:.3f}", "probe_vfr": "0", "probe_rotation": "0", "probe_pix_fmt": "yuv420p",
+        "probe_bit_rate": "6000000", "probe_has_audio": "0",
+    }
+
+
+class Camera:
+    """One camera's one-minute files written the product's way: record, events, detections, summary, files."""
+
+    def __init__(self, client: redis.Redis, config: Config, camera: str, objects: int, fps: float) -> None:
+        self.client = client
+        self.config = config
+        self.keys = Keys(config.redis.prefix)
+        self.records = Records(client, self.keys, events_maxlen=10**9)
+        self.writer = ResultWriter(client, self.keys, events_maxlen=10**9, detections_maxlen=10**9,
+                                   summaries_maxlen=10**9, analysis=analysis_version(config, engine_kind="onnx"))
+        self.camera = camera
+        self.scene = Scene(objects, fps)
+        self.fps = fps
+        self.frames = 0
+        self.detections = 0
+
+    def write_file(self, start_ts: float, *, files: bool = True) -> str:
+        video_id = uuid.uuid4().hex[:20]
+        path = f"/mnt/nvr/{self.camera}/{time.strftime('%Y-%m-%d/%H-%M-%S', time.gmtime(start_ts))}.mp4"
+        records, state = self.records, self.config.paths.state_dir
+        records.create(video_id, record_fields(self.camera, video_id, start_ts, path), path=path,
+                       detail={"size": 45_000_000})
+        records.transition(video_id, "normalizing", {"spool_path": f"/var/spool/vidwatch/{video_id}.mp4"},
+                           event="normalized", path=path, detail={"method": "remux", "seconds": 0.4})
+        records.transition(video_id, "queued", {"published": "1"}, event="queued", path=path, detail={"queue": "gpu"})
+        records.transition(video_id, "processing", {"worker": "gpu1:4121"}, event="started", path=path,
+                           detail={"worker": "gpu1:4121"})
+        self.records.client.xadd(self.keys.events, {"type": "progress", "video_id": video_id, "path": path,
+                                                    "ts": f"{time.time():.3f}", "schema": "1",
+                                                    "detail": json.dumps({"segment": 0, "segments": 1,
+                                                                          "percent": 50.0})})
+        builder = SummaryBuilder(self.fps, min_gap_s=1.0, min_activity_s=0.0)
+        crops = BestCrops(min_side_px=self.config.summary.crop_min_px)
+        frames, busiest, best = [], None, -1
+        for i in range(int(FILE_S * self.fps)):
+            pts = i / self.fps
+            image, detections = self.scene.frame()
+            builder.add(pts, detections)
+            if files:
+                crops.add(image, pts, detections, image_scale=(ANALYSED[0] / SOURCE[0], ANALYSED[1] / SOURCE[1]))
+                if len(detections) > best:
+                    busiest, best = image, len(detections)
+            frames.append(FrameResult(i, pts, detections))
+            self.frames += 1 if detections else 0
+            self.detections += len(detections)
+        self.writer.write_segment(video_id, 0, self.camera, start_ts, frames, partial={"start": 0.0})
+        thumbnails, tracks, timeline = [], {}, None
+        if files:
+            if best > 0 and busiest is not None:
+                thumb = state / "thumbnails" / f"{video_id}.jpg"
+                thumb.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(thumb), cv2.resize(busiest, SOURCE))
+                thumbnails.append(str(thumb))
+            tracks = {str(t): e for t, e in crops.write(state / "crops" / video_id).items()}
+            timeline = str(render_timeline(FILE_S, [list(a) for a in builder.activity()], {},
+                                           state / "timelines" / f"{video_id}.png"))
+        summary = Summary(
+            video_id=video_id, path=path, camera=self.camera, duration_s=FILE_S, frames_analyzed=len(frames),
+            labels={label: LabelSummary(len(s.tracks), s.max_simultaneous, s.first_pts, s.last_pts)
+                    for label, s in builder.labels.items()},
+            activity=tuple(builder.activity()), thumbnails=(*thumbnails, *(str(e["path"]) for e in tracks.values())),
+            processing={"wall_s": 2.1, "fps": 142.9, "engine": "onnx", "worker": "gpu1:4121", "segments": 1,
+                        "batch_fill": 1.0},
+            tracks=tracks or None, timeline=timeline,
+        )
+        self.writer.write_video_summary(summary, start_ts)
+        if files and self.config.results.sidecar_dir is not None:
+            write_sidecar(self.config, video_id, summary.to_fields(), frames, start_ts=start_ts)
+        return video_id
+
+
+def redis_bytes(client: redis.Redis, prefix: str) -> Counter[str]:
+    """MEMORY USAGE (exact: SAMPLES 0) of every key under the prefix, by kind (the key's second part)."""
+    out: Counter[str] = Counter()
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = str(key).split(":")[1]
+        out[kind] += int(client.memory_usage(key, samples=0) or 0)
+    return out
+
+
+def disk_bytes(*folders: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for folder in folders:
+        if folder.exists():
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    kind = path.relative_to(folder).parts[0] if folder.name == "state" else "sidecars"
+                    out[kind] = out.get(kind, 0) + path.stat().st_size
+    return out
+
+
+def cleanup(client: redis.Redis, prefix: str) -> None:
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+
+
+def config_for(prefix: str, url: str, folder: Path, **retention: float) -> Config:
+    return Config.model_validate({
+        "redis": {"url": url, "prefix": prefix}, "paths": {"state_dir": str(folder / "state")},
+        "results": {"sidecar_dir": str(folder / "sidecars")}, "retention": retention,
+    })
+
+
+def per_camera_hour(client: redis.Redis, url: str, minutes: int, fps: float) -> dict[str, dict[str, Any]]:
+    rows = {}
+    start = 1_790_000_000.0
+    for scene, objects in SCENES.items():
+        prefix = f"vwbench-{uuid.uuid4().hex[:8]}"
+        with tempfile.TemporaryDirectory(prefix="vwbench-") as tmp:
+            config = config_for(prefix, url, Path(tmp))
+            camera = Camera(client, config, "cam1", objects, fps)
+            began = time.monotonic()
+            for m in range(minutes):
+                camera.write_file(start + m * FILE_S)
+            wall = time.monotonic() - began
+            kinds = redis_bytes(client, prefix)
+            disk = disk_bytes(Path(tmp) / "state", Path(tmp) / "sidecars")
+            scale = 60.0 / minutes
+            rows[scene] = {
+                "objects": objects,
+                "redis_bytes": {k: round(v * scale) for k, v in sorted(kinds.items())},
+                "redis_total": round(sum(kinds.values()) * scale),
+                "disk_bytes": {k: round(v * scale) for k, v in sorted(disk.items())},
+                "disk_total": round(sum(v for k, v in disk.items() if k != "sidecars") * scale),
+                "frames_with_detections": round(camera.frames * scale),
+                "detections": round(camera.detections * scale),
+                "write_s": round(wall * scale, 2),
+            }
+            cleanup(client, prefix)
+    return rows
+
+
+def flat_series(client: redis.Redis, url: str, days: int, files_per_day: int, keep_days: float,
+                fps: float) -> list[tuple[int, int, int]]:
+    """(day, Redis bytes, videos kept) at the end of each simulated day of a typical camera, retention on."""
+    prefix = f"vwbench-{uuid.uuid4().hex[:8]}"
+    series = []
+    with tempfile.TemporaryDirectory(prefix="vwbench-") as tmp:
+        config = config_for(prefix, url, Path(tmp), summaries_days=keep_days, detections_days=keep_days)
+        camera = Camera(client, config, "cam1", SCENES["typical"], fps)
+        keys, retention = Keys(prefix), Retention(client, Keys(prefix), config)
+        day0 = 1_790_000_000.0
+        began_ids: list[str] = []
+        for day in range(days):
+            began_ids.append(f"{int(time.time() * 1000)}-0")
+            for k in range(files_per_day):
+                camera.write_file(day0 + day * DAY_S + k * DAY_S / files_per_day, files=False)
+            now = day0 + (day + 1) * DAY_S
+            retention.run(Cutoffs.from_config(config, now))
+            horizon_day = day + 1 - int(keep_days)
+            if horizon_day > 0:  # the events' write-time trim, at the write time that simulated day began
+                client.xtrim(keys.events, minid=began_ids[horizon_day], approximate=False)
+            series.append((day + 1, sum(redis_bytes(client, prefix).values()), int(client.zcard(keys.index_time))))
+        cleanup(client, prefix)
+    return series
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--minutes", type=int, default=60, help="minutes recorded per scene (scaled to an hour)")
+    parser.add_argument("--fps", type=float, default=5.0)
+    parser.add_argument("--days", type=int, default=10, help="simulated days for the retention series")
+    parser.add_argument("--files-per-day", type=int, default=96, help="one-minute files per simulated day")
+    parser.add_argument("--keep-days", type=float, default=3.0, help="[retention] summaries_days = detections_days")
+    args = parser.parse_args()
+    client = redis.Redis.from_url(args.redis_url, decode_responses=True)
+    client.ping()
+
+    print(f"1. per camera-hour at {args.fps:g} fps, one-minute files ({args.minutes} min written, scaled to 60); "
+          "the results only (writer against a private Redis prefix), not the full product")
+    rows = per_camera_hour(client, args.redis_url, args.minutes, args.fps)
+    for scene, row in rows.items():
+        print(f"  {scene:8s} ({row['objects']:2d} objects): Redis {row['redis_total'] / 1e6:8.2f} MB "
+              f"{row['redis_bytes']}")
+        print(f"  {'':8s}               disk  {row['disk_total'] / 1e6:8.2f} MB {row['disk_bytes']} "
+              f"(sidecars optional); {row['frames_with_detections']} frames with detections, "
+              f"{row['detections']} detections; writes took {row['write_s']} s per camera-hour")
+    typical, busy = rows["typical"], rows["busy"]
+    per_detection = ((busy["redis_bytes"]["detections"] - typical["redis_bytes"]["detections"])
+                     / max(1, busy["detections"] - typical["detections"]))
+    per_frame = typical["redis_bytes"]["detections"] / max(1, typical["frames_with_detections"])
+    print(f"2. detections:<camera>: {per_frame:.0f} B per analysed frame with 2 detections, "
+          f"{per_detection:.0f} B per further detection; "
+          f"{per_frame - 2 * per_detection:.0f} B per entry before its detections")
+
+    print(f"3. Redis bytes at the end of each simulated day, typical camera, {args.files_per_day} one-minute files "
+          f"a day, retention {args.keep_days:g} days (records, summaries, detections):")
+    series = flat_series(client, args.redis_url, args.days, args.files_per_day, args.keep_days, args.fps)
+    for day, total, videos in series:
+        print(f"  day {day:3d}: {total / 1e6:8.3f} MB, {videos} videos indexed")
+    steady = [total for day, total, _ in series if day > args.keep_days + 1]
+    if len(steady) >= 2:
+        drift = (max(steady) - min(steady)) / max(steady)
+        print(f"  after day {args.keep_days + 1:g}: max/min spread {drift:.1%} "
+              f"({'flat' if drift < 0.05 else 'NOT flat'})")
+    print(json.dumps({"per_camera_hour": rows, "bytes_per_frame": round(per_frame),
+                      "bytes_per_detection": round(per_detection), "series": series}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
