@@ -110,12 +110,16 @@ class Keys:
         """Keys that only carry a video's processing and go once it is done or failed: the run's join
         hash and its ``:fired`` flag, each segment's marker, each unit's delivery count."""
         join = self.join(video_id, str(run))
-        units = ["analyze", "summary", *(f"seg{k}" for k in range(segments))]
         return [
             join, f"{join}:fired",
             *(self.segment_done(video_id, k) for k in range(segments)),
-            *(self.delivery_count(video_id, unit, run) for unit in units),
+            *self.bridge_counts(video_id, run, segments),
         ]
+
+    def bridge_counts(self, video_id: str, run: int | str, segments: int) -> list[str]:
+        """The delivery counts among :meth:`bridge` (its last keys)."""
+        units = ["analyze", "summary", *(f"seg{k}" for k in range(segments))]
+        return [self.delivery_count(video_id, unit, run) for unit in units]
 
     @property
     def retention_videos(self) -> str:
