@@ -18,7 +18,8 @@ Figures:
 3. Redis memory after each of ``--days`` simulated days of a typical camera with retention on
    (``--keep-days``): it must stay flat once retention is reached. Recording time is simulated;
    stream ids are real write times, so the events stream's write-time trim (``XTRIM MINID``) is
-   replayed at the write time each simulated day began.
+   replayed at the write time each simulated day began;
+4. the daemon's CPU per one-minute 1080p file: fingerprint, probe, remux (needs ffmpeg; skipped without).
 """
 
 from __future__ import annotations
@@ -220,6 +221,48 @@ def redis_bytes(client: redis.Redis, prefix: str) -> Counter[str]:
     return out
 
 
+def daemon_file_cpu(folder: Path, repeats: int = 5) -> dict[str, float]:
+    """CPU seconds (this process + its ffmpeg/ffprobe children) of the daemon's per-file work on a one-minute
+    1080p25 H.264 file at about 6 Mbit/s: fingerprint, probe, remux into the spool (the daemon's own functions)."""
+    import resource
+    import shutil
+    import subprocess
+
+    from vidwatch.config import NormalizeConfig
+    from vidwatch.daemon.fingerprint import fingerprint
+    from vidwatch.media.normalize import normalize
+    from vidwatch.media.probe import probe
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return {}
+    source = folder / "cam1.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=25:duration=60",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M", "-g", "50", "-pix_fmt", "yuv420p",
+                    str(source)], check=True, timeout=600)
+
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    settings = NormalizeConfig()
+    spent = {"fingerprint": 0.0, "probe": 0.0, "remux": 0.0}
+    for k in range(repeats):
+        began = cpu()
+        fingerprint(source)
+        after_fp = cpu()
+        facts = probe(source)
+        after_probe = cpu()
+        normalize(source, folder / f"spool-{k}.mp4", facts, settings)
+        spent["fingerprint"] += after_fp - began
+        spent["probe"] += after_probe - after_fp
+        spent["remux"] += cpu() - after_probe
+        (folder / f"spool-{k}.mp4").unlink()
+    out = {name: round(value / repeats, 3) for name, value in spent.items()}
+    out["size_mb"] = round(source.stat().st_size / 1e6, 1)
+    return out
+
+
 def redis_cpu_s(client: redis.Redis) -> float:
     """The server's CPU seconds so far (user + sys): the difference is this bench's only on a private server."""
     info = client.info("cpu")
@@ -284,8 +327,8 @@ def per_camera_hour(client: redis.Redis, url: str, minutes: int, fps: float) -> 
 
 def flat_series(client: redis.Redis, url: str, days: int, files_per_day: int, keep_days: float,
                 fps: float) -> list[tuple[int, int, int, int, float]]:
-    """(day, Redis bytes, videos kept, videos removed, seconds of the retention pass) at the end of each
-    simulated day of a typical camera, retention on."""
+    """(day, Redis bytes, videos kept, videos removed, Redis CPU s of the day's retention pass) at the end of
+    each simulated day of a typical camera, retention on."""
     prefix = f"vwbench-{uuid.uuid4().hex[:8]}"
     series = []
     with tempfile.TemporaryDirectory(prefix="vwbench-") as tmp:
@@ -299,9 +342,9 @@ def flat_series(client: redis.Redis, url: str, days: int, files_per_day: int, ke
             for k in range(files_per_day):
                 camera.write_file(day0 + day * DAY_S + k * DAY_S / files_per_day, files=False)
             now = day0 + (day + 1) * DAY_S
-            began = time.perf_counter()
+            began = redis_cpu_s(client)
             report = retention.run(Cutoffs.from_config(config, now))
-            prune_s = time.perf_counter() - began
+            prune_s = redis_cpu_s(client) - began
             horizon_day = day + 1 - int(keep_days)
             if horizon_day > 0:  # the events' write-time trim, at the write time that simulated day began
                 client.xtrim(keys.events, minid=began_ids[horizon_day], approximate=False)
@@ -346,13 +389,20 @@ def main() -> int:
     series = flat_series(client, args.redis_url, args.days, args.files_per_day, args.keep_days, args.fps)
     for day, total, videos, removed, prune_s in series:
         print(f"  day {day:3d}: {total / 1e6:8.3f} MB, {videos} videos indexed, "
-              f"the day's retention pass removed {removed} videos in {prune_s:.2f} s")
+              f"the day's retention pass removed {removed} videos with {prune_s:.3f} s of Redis CPU")
     steady = [total for day, total, *_ in series if day > args.keep_days + 1]
     if len(steady) >= 2:
         drift = (max(steady) - min(steady)) / max(steady)
         print(f"  after day {args.keep_days + 1:g}: max/min spread {drift:.1%} "
               f"({'flat' if drift < 0.05 else 'NOT flat'})")
-    print(json.dumps({"per_camera_hour": rows, "bytes_per_frame": round(per_frame),
+    with tempfile.TemporaryDirectory(prefix="vwbench-") as tmp:
+        daemon = daemon_file_cpu(Path(tmp))
+    if daemon:
+        total = daemon["fingerprint"] + daemon["probe"] + daemon["remux"]
+        print(f"4. the daemon's per-file work on a one-minute 1080p H.264 file ({daemon['size_mb']} MB): "
+              f"{total:.3f} CPU s (fingerprint {daemon['fingerprint']}, probe {daemon['probe']}, "
+              f"remux {daemon['remux']}); one part, not the daemon's whole loop")
+    print(json.dumps({"per_camera_hour": rows, "daemon_file_cpu_s": daemon, "bytes_per_frame": round(per_frame),
                       "bytes_per_detection": round(per_detection), "series": series}))
     return 0
 
