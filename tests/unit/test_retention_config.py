@@ -22,7 +22,7 @@ from vidwatch.tasks.app import task_id
     ],
 )
 def test_invalid_retention_is_refused_with_key_value_and_why(environ: dict[str, str], error: str) -> None:
-    with pytest.raises(ConfigError, match="config: .*") as caught:
+    with pytest.raises(ConfigError, match=r"config: .*") as caught:
         load_config(environ=environ)
     assert error in str(caught.value)
 

@@ -75,7 +75,7 @@ class Bridge:
 
     def _plan(self, video_id: str) -> tuple[str, str, int]:
         run, segments = self.client.hmget(self.keys.video(video_id), ("run", "segments"))
-        return video_id, str(run or "1"), segment_count(segments)
+        return video_id, str(run or "1"), segment_count(str(segments) if segments else None)
 
     def drop(self, video_id: str) -> int:
         """Delete the bridge keys of a done or failed video (delivery counts: expire within the hour);

@@ -111,8 +111,8 @@ def retention_risk(
     cut_id = f"{int(cut * 1000)}-0"
     stream = keys.stream(short)
     behind = entry_id_tuple(last_delivered)
-    unread = entry_id_tuple(last_delivered) < entry_id_tuple(cut_id) and client.xrange(
-        stream, min=f"({last_delivered}", max=f"({cut_id}", count=1)
+    unread = entry_id_tuple(last_delivered) < entry_id_tuple(cut_id) and bool(client.xrange(
+        stream, min=f"({last_delivered}", max=f"({cut_id}", count=1))
     if not unread:
         unread = any(entry_id_tuple(i) > behind for i in _recorded_before(client, keys, short, cut))
     pending = client.xpending(stream, group)
