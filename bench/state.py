@@ -19,7 +19,9 @@ Figures:
    (``--keep-days``): it must stay flat once retention is reached. Recording time is simulated;
    stream ids are real write times, so the events stream's write-time trim (``XTRIM MINID``) is
    replayed at the write time each simulated day began;
-4. the daemon's CPU per one-minute 1080p file: fingerprint, probe, remux (needs ffmpeg; skipped without).
+4. the daemon's CPU per one-minute 1080p file: fingerprint, probe, remux (needs ffmpeg; skipped without);
+5. ``detections:<camera>`` bytes per analysed frame in three layouts: schema 1 now (compact JSON), schema 1
+   before December 2026, and a candidate schema 2 (one entry per second, detections as arrays).
 """
 
 from __future__ import annotations
@@ -263,6 +265,43 @@ def daemon_file_cpu(folder: Path, repeats: int = 5) -> dict[str, float]:
     return out
 
 
+def encodings(client: redis.Redis, fps: float, frames: int = 3000) -> dict[str, dict[str, float]]:
+    """Bytes per analysed frame of ``detections:<camera>`` entries under three layouts, by raw XADD of the same
+    frames: schema 1 as written now, schema 1 as written before December 2026, and a candidate schema 2 (one
+    entry per second, each detection a JSON array ``[label, score, x1, y1, x2, y2, track]``)."""
+    from vidwatch.results.writer import compact_detections
+
+    stamp = {"schema": "1", "analysis_version": "3cf33625544a", "run": "1"}
+    video_id = uuid.uuid4().hex[:20]
+    out: dict[str, dict[str, float]] = {}
+    for scene, objects in (("typical", 2), ("busy", 20)):
+        source = Scene(objects, fps)
+        seen = [(i, i / fps, source.frame()[1]) for i in range(frames)]
+        layouts = {
+            "schema 1 (now)": compact_detections,
+            "schema 1 (before)": lambda d: json.dumps([x.as_json() for x in d]),
+        }
+        out[scene] = {}
+        for name, encode in layouts.items():
+            key = f"vwbench-{uuid.uuid4().hex[:8]}:detections:cam1"
+            for i, pts, dets in seen:
+                client.xadd(key, {"video_id": video_id, "segment": "0", "frame": str(i), "pts": f"{pts:.3f}",
+                                  "ts": f"{1.79e9 + pts:.3f}", "detections": encode(dets), **stamp})
+            out[scene][name] = round(int(client.memory_usage(key, samples=0) or 0) / frames, 1)
+            client.delete(key)
+        key = f"vwbench-{uuid.uuid4().hex[:8]}:detections:cam1"
+        per = max(1, int(fps))
+        for start in range(0, frames, per):
+            batch = [[i, round(pts, 3), [[x.label, round(x.score, 3), *(round(v) for v in x.box), x.track]
+                                         for x in dets]] for i, pts, dets in seen[start:start + per]]
+            client.xadd(key, {"video_id": video_id, "segment": "0", "ts": f"{1.79e9 + start / fps:.3f}",
+                              "frames": json.dumps(batch, separators=(",", ":")), **{**stamp, "schema": "2"}})
+        out[scene]["candidate schema 2 (per second, arrays)"] = round(
+            int(client.memory_usage(key, samples=0) or 0) / frames, 1)
+        client.delete(key)
+    return out
+
+
 def redis_cpu_s(client: redis.Redis) -> float:
     """The server's CPU seconds so far (user + sys): the difference is this bench's only on a private server."""
     info = client.info("cpu")
@@ -395,6 +434,10 @@ def main() -> int:
         drift = (max(steady) - min(steady)) / max(steady)
         print(f"  after day {args.keep_days + 1:g}: max/min spread {drift:.1%} "
               f"({'flat' if drift < 0.05 else 'NOT flat'})")
+    layouts = encodings(client, args.fps)
+    print("5. detections:<camera> bytes per analysed frame by layout (raw XADD of the same frames):")
+    for scene, row in layouts.items():
+        print(f"  {scene:8s} " + ", ".join(f"{name}: {value:.0f} B" for name, value in row.items()))
     with tempfile.TemporaryDirectory(prefix="vwbench-") as tmp:
         daemon = daemon_file_cpu(Path(tmp))
     if daemon:
@@ -402,7 +445,8 @@ def main() -> int:
         print(f"4. the daemon's per-file work on a one-minute 1080p H.264 file ({daemon['size_mb']} MB): "
               f"{total:.3f} CPU s (fingerprint {daemon['fingerprint']}, probe {daemon['probe']}, "
               f"remux {daemon['remux']}); one part, not the daemon's whole loop")
-    print(json.dumps({"per_camera_hour": rows, "daemon_file_cpu_s": daemon, "bytes_per_frame": round(per_frame),
+    print(json.dumps({"per_camera_hour": rows, "daemon_file_cpu_s": daemon, "layouts": layouts,
+                      "bytes_per_frame": round(per_frame),
                       "bytes_per_detection": round(per_detection), "series": series}))
     return 0
 
