@@ -245,3 +245,47 @@ def test_readyz_warns_before_retention_removes_what_a_group_has_not_read(site: S
     client.xack(keys.summaries, "archiver", *[i for i, _ in client.xrange(keys.summaries)])
     report = lag_report(client, keys, site.config.redis, retention=site.config.retention, now=NOW)
     assert [w for w in report["warnings"] if "retention" in w] == []
+
+
+def test_the_daemon_enforces_retention_and_a_restarted_daemon_carries_on(site: Site, tmp_path: Path) -> None:
+    """The real daemon (its retention job starts with it); stopped, more old results arrive; a new daemon removes them."""
+    from tests.conftest import free_port
+    from tests.helpers import wait_for
+    from vidwatch.config import load_config
+    from vidwatch.daemon import Daemon
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    settings = site.config
+    environ = {
+        "VIDWATCH_WATCH__ROOTS": f'["{inbox}"]', "VIDWATCH_REDIS__URL": REDIS_URL,
+        "VIDWATCH_REDIS__PREFIX": settings.redis.prefix, "VIDWATCH_PATHS__STATE_DIR": str(settings.paths.state_dir),
+        "VIDWATCH_RESULTS__SIDECAR_DIR": str(settings.results.sidecar_dir),
+        "VIDWATCH_API__LISTEN": f"127.0.0.1:{free_port()}",
+        "VIDWATCH_RETENTION__SUMMARIES_DAYS": "30", "VIDWATCH_RETENTION__DETECTIONS_DAYS": "7",
+        "VIDWATCH_RETENTION__FILES_DAYS": "14",
+    }
+    config = load_config(environ=environ)
+    keys, client = site.keys, site.client
+
+    def run_daemon_until(condition: Any, what: str) -> None:
+        daemon = Daemon(config)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        daemon.start()
+        thread.start()
+        try:
+            wait_for(condition, timeout_s=30, what=what)
+        finally:
+            daemon.stop_event.set()
+            thread.join(timeout=10)
+            daemon.stop()
+            daemon.client.connection_pool.disconnect()  # its threads' connections, closed here, not by the GC
+
+    run_daemon_until(lambda: not client.exists(keys.video("old1")) and not client.exists(keys.video("old2")),
+                     "the daemon's first retention pass")
+    assert all(client.exists(keys.video(v)) for v in ("mid", "recent", "new", "stuck"))
+    site.analyse("late", "cam2", NOW - 35 * DAY)  # a backlog file analysed while no daemon ran
+    assert client.exists(keys.video("late"))
+    run_daemon_until(lambda: not client.exists(keys.video("late")), "the restarted daemon's pass")
+    assert client.zrange(keys.index_time, 0, -1) == ["mid", "recent", "new"]
+    assert site.detection_videos("cam2") == ["new"] * 5 and site.files("late") == []
