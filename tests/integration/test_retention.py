@@ -248,7 +248,7 @@ def test_readyz_warns_before_retention_removes_what_a_group_has_not_read(site: S
 
 
 def test_the_daemon_enforces_retention_and_a_restarted_daemon_carries_on(site: Site, tmp_path: Path) -> None:
-    """The real daemon (its retention job starts with it); stopped, more old results arrive; a new daemon removes them."""
+    """The real daemon (its retention job starts with it); stopped, old results arrive; a new daemon removes them."""
     from tests.conftest import free_port
     from tests.helpers import wait_for
     from vidwatch.config import load_config
