@@ -434,10 +434,6 @@ def main() -> int:
         drift = (max(steady) - min(steady)) / max(steady)
         print(f"  after day {args.keep_days + 1:g}: max/min spread {drift:.1%} "
               f"({'flat' if drift < 0.05 else 'NOT flat'})")
-    layouts = encodings(client, args.fps)
-    print("5. detections:<camera> bytes per analysed frame by layout (raw XADD of the same frames):")
-    for scene, row in layouts.items():
-        print(f"  {scene:8s} " + ", ".join(f"{name}: {value:.0f} B" for name, value in row.items()))
     with tempfile.TemporaryDirectory(prefix="vwbench-") as tmp:
         daemon = daemon_file_cpu(Path(tmp))
     if daemon:
@@ -445,6 +441,10 @@ def main() -> int:
         print(f"4. the daemon's per-file work on a one-minute 1080p H.264 file ({daemon['size_mb']} MB): "
               f"{total:.3f} CPU s (fingerprint {daemon['fingerprint']}, probe {daemon['probe']}, "
               f"remux {daemon['remux']}); one part, not the daemon's whole loop")
+    layouts = encodings(client, args.fps)
+    print("5. detections:<camera> bytes per analysed frame by layout (raw XADD of the same frames):")
+    for scene, row in layouts.items():
+        print(f"  {scene:8s} " + ", ".join(f"{name}: {value:.0f} B" for name, value in row.items()))
     print(json.dumps({"per_camera_hour": rows, "daemon_file_cpu_s": daemon, "layouts": layouts,
                       "bytes_per_frame": round(per_frame),
                       "bytes_per_detection": round(per_detection), "series": series}))
