@@ -4,17 +4,19 @@ While a video is analysed, the worker keeps per-run and per-segment state in Red
 hash of each segment's partial (``join:<id>:r<run>``) and its ``:fired`` flag, a marker per
 written segment (``segment:<id>:<k>``, the idempotency marker of its detections) and a delivery
 count per unit of work (``deliveries:<id>.<unit>.r<run>``). Once the video ends none of them is
-read again: :meth:`Bridge.drop` deletes the join hash, its flag and the markers right after the
-terminal transition (the summary script for ``done``, :meth:`~vidwatch.results.records.Records.fail`
-for ``failed``), in one script that first checks the video *is* terminal, so it is idempotent and
-harmless when late. The delivery counts are not read after the end either; they are left
-:data:`DELIVERIES_LINGER_S` (an hour, not 7 days) so that how often each message came can still
-be read right after a video ends (operators, tests).
+read again: :meth:`Bridge.drop` deletes them all (the join hash, its flag, the markers and the
+delivery counts) right after the terminal transition (the summary script for ``done``,
+:meth:`~vidwatch.results.records.Records.fail` for ``failed``), in one script that first checks
+the video *is* terminal, so it is idempotent and harmless when late. How often a video's messages
+came is not kept: its lifecycle events say what ran (one ``started``, a ``segment_done`` per
+segment, one ``done``).
 
-A redelivered segment after the end does not bring them back: the segment script writes nothing
+A redelivered message after the end does not bring them back: the segment script writes nothing
 for a video that is done or failed (``writer._SEGMENT``), and the tasks check the record's state
-before they count a delivery. Their 30-day (7-day for delivery counts) expiry stays as the
-backstop for a process that died between the transition and the drop.
+before they count a delivery. A count that still slips in (a redelivery that read the record just
+before the end) carries its 7-day expiry (``tasks.policy.DELIVERY_COUNT_TTL_S``); the join hash and
+markers keep their 30-day one, the backstop for a process that died between the transition and
+the drop.
 """
 
 from __future__ import annotations
@@ -28,23 +30,12 @@ from vidwatch.results.keys import Keys
 
 logger = logging.getLogger(__name__)
 
-DELIVERIES_LINGER_S = 3600
-
-# KEYS: video hash, then the bridge keys (the last ARGV[1] of them: delivery counts, left ARGV[2] s).
-# Only when the video ended; returns how many keys it found (-1: not ended).
+# KEYS: video hash, then the bridge keys. Only when the video ended; returns how many keys it deleted (-1: not ended).
 _DROP = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'done' and state ~= 'failed' then return -1 end
 local found = 0
-local counts_from = #KEYS - tonumber(ARGV[1]) + 1
-for i = 2, #KEYS do
-  if i < counts_from then
-    found = found + redis.call('DEL', KEYS[i])
-  else
-    local ttl = redis.call('TTL', KEYS[i])
-    if ttl == -1 or ttl > tonumber(ARGV[2]) then found = found + redis.call('EXPIRE', KEYS[i], ARGV[2]) end
-  end
-end
+for i = 2, #KEYS do found = found + redis.call('DEL', KEYS[i]) end
 return found
 """
 
@@ -78,12 +69,8 @@ class Bridge:
         return video_id, str(run or "1"), segment_count(str(segments) if segments else None)
 
     def drop(self, video_id: str) -> int:
-        """Delete the bridge keys of a done or failed video (delivery counts: expire within the hour);
-        returns how many it found (-1: not ended yet)."""
-        plan = self._plan(video_id)
-        counts = len(self.keys.bridge_counts(*plan))
-        removed = int(self._drop(keys=[self.keys.video(video_id), *self.keys.bridge(*plan)],
-                                 args=[counts, DELIVERIES_LINGER_S]))
+        """Delete the bridge keys of a done or failed video; returns how many it deleted (-1: not ended yet)."""
+        removed = int(self._drop(keys=[self.keys.video(video_id), *self.keys_of(video_id)]))
         if removed > 0:
             logger.debug("results: video=%s ended; %d bridge key(s) dropped", video_id, removed)
         return removed
