@@ -412,8 +412,8 @@ class RetentionConfig(_Section):
     )
     summaries_days: float = Field(
         0.0, ge=0, le=36500,
-        description="Video records, summaries, index members and events of videos recorded more than this many "
-        "days ago are removed (with their files); 0: kept forever.",
+        description="Video records, summaries, index members, objects and events of videos recorded more than this "
+        "many days ago are removed (with their files); 0: kept forever.",
     )
     files_days: float = Field(
         0.0, ge=0, le=36500,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api_fixtures import serve, thumbnail_path
+from tests.api_fixtures import START_TS, serve, thumbnail_path
+from vidwatch.results.objects import ObjectEntry, ObjectKeys, ObjectWriter
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -13,6 +14,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def test_delete_removes_a_finished_video_and_refuses_one_in_flight(site: dict) -> None:
     with serve(site, token=TOKEN, run_daemon=False) as api:
         client, keys, seeded = api.daemon.client, api.daemon.keys, api.seeded
+        okeys = ObjectKeys.of(keys)
+        for video_id, camera in ((seeded.done, "cam1"), (seeded.done_cam2, "cam2")):  # one object each
+            entry = ObjectEntry(video_id, 1, camera, "person", START_TS + 1.0, START_TS + 2.0, 1.0, 2.0)
+            assert ObjectWriter(client, keys).write(video_id, camera, [entry])
+        kept_id = next(k for k in client.hkeys(okeys.video(seeded.done_cam2)) if k != "run")
 
         def delete(video_id: str, headers: dict[str, str] | None = None) -> httpx.Response:
             return httpx.delete(f"{api.url}/videos/{video_id}", headers=headers, timeout=10)
@@ -36,6 +42,10 @@ def test_delete_removes_a_finished_video_and_refuses_one_in_flight(site: dict) -
         assert removed["videos"] == 1 and removed["summaries"] == 1 and removed["files"] == 1
         assert not client.exists(keys.video(seeded.done)) and not thumbnail_path(api.config, seeded.done).exists()
         assert client.zscore(keys.index_time, seeded.done) is None
+        assert removed["objects"] == 1 and not client.exists(okeys.video(seeded.done))  # its object went with it
+        for index in (okeys.time, okeys.label("person"), okeys.camera("cam1"), okeys.camera("cam2")):
+            assert client.zrange(index, 0, -1) == ([kept_id] if index != okeys.camera("cam1") else [])
+        assert [i for i, _ in client.xrange(okeys.stream)] == [kept_id]  # the other video's object stays
         assert httpx.get(f"{api.url}/videos/{seeded.done}/summary", timeout=10).status_code == 404
         assert delete(seeded.done, AUTH).status_code == 404  # once
         assert delete(seeded.failed, AUTH).status_code == 200

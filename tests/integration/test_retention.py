@@ -21,6 +21,7 @@ from vidwatch.detection import Detection
 from vidwatch.results.bridge import Bridge
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import lag_report
+from vidwatch.results.objects import ObjectEntry, ObjectKeys, ObjectWriter, prune_object_indexes
 from vidwatch.results.records import Records
 from vidwatch.results.retention import Cutoffs, Retention, VideoInFlight
 from vidwatch.results.writer import FrameResult, ResultWriter
@@ -49,6 +50,7 @@ class Site:
         self.records = Records(client, self.keys, events_maxlen=10_000)
         self.writer = ResultWriter(client, self.keys, events_maxlen=10_000, detections_maxlen=100_000,
                                    summaries_maxlen=10_000)
+        self.okeys = ObjectKeys.of(self.keys)
 
     def start(self, video_id: str, camera: str, start_ts: float, *, segments: int = 1) -> None:
         path = f"/nvr/{camera}/{video_id}.mp4"
@@ -82,7 +84,20 @@ class Site:
         sidecar = self.config.results.sidecar_dir / camera / f"{video_id}.json"  # type: ignore[operator]
         sidecar.parent.mkdir(parents=True, exist_ok=True)
         sidecar.write_text("{}")
+        objects = [ObjectEntry(video_id, track, camera, label, start_ts + track, start_ts + track + 2.0, track,
+                               track + 2.0, crop=str(self.config.paths.state_dir / "crops" / video_id / "1.jpg"))
+                   for track, label in ((1, "person"), (2, "car"))]
+        assert ObjectWriter(self.client, self.keys).write(video_id, camera, objects)
         return self.finish(video_id, camera, start_ts)
+
+    def object_videos(self, index: str | None = None) -> list[str]:
+        """The video of each member of an objects index (the time index by default), by score;
+        ``gone`` for a member whose entry is not in the stream."""
+        out = []
+        for entry_id in self.client.zrange(index or self.okeys.time, 0, -1):
+            found = self.client.xrange(self.okeys.stream, entry_id, entry_id)
+            out.append(found[0][1]["video_id"] if found else "gone")
+        return out
 
     def files(self, video_id: str) -> list[Path]:
         state = self.config.paths.state_dir
@@ -143,7 +158,18 @@ def test_retention_removes_exactly_what_was_recorded_before_each_cutoff_across_a
     assert len(site.files("recent")) == 4 and len(site.files("new")) == 4
     sidecars = site.config.results.sidecar_dir
     assert sorted(p.stem for p in sidecars.rglob("*.json")) == ["new", "recent"]  # type: ignore[union-attr]
+    # objects: with their video (summaries_days): entries, the time/camera/label index members, the per-video hash
+    okeys = site.okeys
+    assert sorted({f["video_id"] for _, f in client.xrange(okeys.stream)}) == ["mid", "new", "recent"]
+    assert site.object_videos() == ["mid", "mid", "recent", "recent", "new", "new"]
+    assert site.object_videos(okeys.camera("cam1")) == ["mid", "mid", "recent", "recent"]
+    assert site.object_videos(okeys.camera("cam2")) == ["new", "new"]
+    assert site.object_videos(okeys.label("car")) == ["mid", "recent", "new"]
+    assert site.object_videos(okeys.label("person")) == ["mid", "recent", "new"]
+    assert [v for v in ("old1", "old2", "mid", "recent", "new") if client.exists(okeys.video(v))] == [
+        "mid", "recent", "new"]
     both = first.counts + report.counts
+    assert both["objects"] == 4
     assert (both["videos"], both["summaries"], both["detections"], both["detection_spans"]) == (2, 2, 20, 4)
     assert both["files"] == 15 and both["index_members"] == 6  # 3 videos' 5 files; 2 videos in time+camera+label
     # a later pass finds nothing more
@@ -156,11 +182,15 @@ def test_streams_are_also_trimmed_by_write_time(redis_client: redis.Redis, redis
     site = Site(redis_client, _config(tmp_path, redis_prefix, summaries_days=30, detections_days=7))
     keys = site.keys
     old_id = f"{int((NOW - 31 * DAY) * 1000)}-0"
-    for stream in (keys.detections("cam1"), keys.events, keys.summaries):  # written long ago, by no index
+    for stream in (keys.detections("cam1"), keys.events, keys.summaries, site.okeys.stream):  # long ago, no index
         redis_client.xadd(stream, {"video_id": "gone", "type": "old"}, id=old_id)
     site.analyse("new", "cam1", NOW - DAY)
+    dry = Retention(redis_client, keys, site.config).run(Cutoffs.from_config(site.config, NOW), dry_run=True)
     report = Retention(redis_client, keys, site.config).run(Cutoffs.from_config(site.config, NOW))
+    assert dry.counts == report.counts
     assert (report.counts["detections"], report.counts["events"], report.counts["summaries"]) == (1, 1, 1)
+    assert report.counts["objects"] == 1 and site.object_videos() == ["new", "new"]
+    assert {f["video_id"] for _, f in redis_client.xrange(site.okeys.stream)} == {"new"}
     assert site.detection_videos("cam1") == ["new"] * 5
     assert [f["video_id"] for _, f in redis_client.xrange(keys.summaries)] == ["new"]
     assert all(f.get("type") != "old" for _, f in redis_client.xrange(keys.events))
@@ -284,3 +314,48 @@ def test_the_daemon_enforces_retention_and_a_restarted_daemon_carries_on(site: S
     run_daemon_until(lambda: not client.exists(keys.video("late")), "the restarted daemon's pass")
     assert client.zrange(keys.index_time, 0, -1) == ["mid", "recent", "new"]
     assert site.detection_videos("cam2") == ["new"] * 5 and site.files("late") == []
+
+
+def test_the_index_pruner_removes_objects_members_whose_entries_maxlen_trimmed(
+        redis_client: redis.Redis, redis_prefix: str, tmp_path: Path) -> None:
+    site = Site(redis_client, _config(tmp_path, redis_prefix))
+    okeys = site.okeys
+    for video_id, camera in (("a", "cam1"), ("b", "cam2"), ("c", "cam1")):
+        site.analyse(video_id, camera, NOW - DAY)
+    redis_client.xtrim(okeys.stream, maxlen=4, approximate=False)  # what MAXLEN does to the oldest: a's two
+    assert site.object_videos().count("gone") == 2
+    assert prune_object_indexes(redis_client, site.keys, batch=1) == 6  # a's in time, camera, person and car
+    for index in (okeys.time, okeys.camera("cam1"), okeys.camera("cam2"), okeys.label("person"), okeys.label("car")):
+        assert "gone" not in site.object_videos(index)
+    assert site.object_videos() == ["b", "c", "b", "c"] and site.object_videos(okeys.camera("cam1")) == ["c", "c"]
+    assert prune_object_indexes(redis_client, site.keys) == 0
+
+
+def test_a_removed_videos_path_hint_goes_only_when_its_source_is_gone_from_its_root(
+        redis_client: redis.Redis, redis_prefix: str, tmp_path: Path) -> None:
+    site = Site(redis_client, _config(tmp_path, redis_prefix, summaries_days=30))
+    keys = site.keys
+    nas = tmp_path / "nas"
+    (nas / "cam1").mkdir(parents=True)
+    unmounted = tmp_path / "unmounted"
+    unmounted.mkdir()  # an empty mount point: says nothing about the files on the share
+    cases = [  # video, root, source still on the NAS, recorded days ago, hint kept
+        ("deleted", nas, False, 40, False),
+        ("present", nas, True, 40, True),
+        ("unmounted", unmounted, False, 40, True),
+        ("no-root", tmp_path / "missing", False, 40, True),
+        ("recent", nas, False, 10, True),  # not removed: its hint is not looked at
+    ]
+    for video_id, root, present, age, _ in cases:
+        source = root / "cam1" / f"{video_id}.mp4"
+        if present:
+            source.write_bytes(b"x")
+        site.analyse(video_id, "cam1", NOW - age * DAY)
+        redis_client.hset(keys.video(video_id), mapping={"path": str(source), "root": str(root)})
+        redis_client.hset(keys.paths, str(source), f"1:2:{video_id}")
+    redis_client.hset(keys.paths, str(nas / "cam1" / "other.mp4"), "1:2:someone-else")  # another video's hint
+    dry = Retention(redis_client, keys, site.config).run(Cutoffs.from_config(site.config, NOW), dry_run=True)
+    report = Retention(redis_client, keys, site.config).run(Cutoffs.from_config(site.config, NOW))
+    assert dry.counts["path_hints"] == report.counts["path_hints"] == 1 and report.counts["videos"] == 4
+    kept = sorted(str(v).rsplit(":", 1)[1] for v in redis_client.hvals(keys.paths))
+    assert kept == sorted([v for v, *_, hint in cases if hint] + ["someone-else"])

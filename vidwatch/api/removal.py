@@ -17,7 +17,8 @@ class Removed(BaseModel):
     video_id: str
     removed: dict[str, int] = Field(
         description="what went, per kind: videos (records), summaries (entries), index_members, detections "
-        "(entries), detection_spans (index members), files, file_bytes, bridge_keys"
+        "(entries), detection_spans (index members), objects (entries), files, file_bytes, bridge_keys, "
+        "path_hints"
     )
 
 

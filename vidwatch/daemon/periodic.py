@@ -27,6 +27,7 @@ import redis
 from vidwatch.errors import ResultsUnavailable
 from vidwatch.results.connection import redis_errors
 from vidwatch.results.keys import Keys
+from vidwatch.results.objects import prune_object_indexes
 from vidwatch.results.trim import prune_indexes
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ class RedisHealth:
 
 
 class IndexPruner:
-    """Hourly: unindex videos whose summaries the streams' MAXLEN trimmed (queries check anyway)."""
+    """Hourly: unindex videos whose summaries, and objects whose entries, the streams' MAXLEN trimmed (queries
+    check anyway)."""
 
     def __init__(self, client: redis.Redis, keys: Keys, stop: threading.Event, period_s: float = PRUNE_EVERY_S) -> None:
         self.client = client
@@ -104,11 +106,14 @@ class IndexPruner:
         try:
             with redis_errors("prune"):
                 pruned = prune_indexes(self.client, self.keys)
+                objects = prune_object_indexes(self.client, self.keys)
         except ResultsUnavailable as exc:
             logger.warning("%s; next time", exc)
             return 0
         if pruned:
             logger.info("prune: %d trimmed video(s) removed from the indexes", pruned)
+        if objects:
+            logger.info("prune: %d trimmed object(s) removed from the objects indexes", objects)
         return pruned
 
     def _loop(self) -> None:

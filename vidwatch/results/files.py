@@ -3,7 +3,7 @@
 | file | where (``<state_dir>`` is ``[paths] state_dir``) |
 |---|---|
 | busiest-frame thumbnail | ``<state_dir>/thumbnails/<id>.jpg``, or ``<id>-<k>.jpg`` per segment ``k`` of a cut video |
-| best crop per track | ``<state_dir>/crops/<id>/`` (the folder) |
+| best crop per track (each object's ``crop``) | ``<state_dir>/crops/<id>/`` (the folder) |
 | timeline | ``<state_dir>/timelines/<id>.png`` |
 | condensed clip | ``<state_dir>/condensed/<id>.mp4`` |
 | sidecar | ``<[results] sidecar_dir>/<camera>/<id>.json`` |

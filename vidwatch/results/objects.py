@@ -462,3 +462,43 @@ def objects_of(client: redis.Redis, keys: Keys, video_id: str) -> list[ObjectEnt
 def object_of(client: redis.Redis, keys: Keys, video_id: str, track: int) -> ObjectEntry | None:
     """One object of a video by its track id; None when the video has no such object."""
     return next((o for o in objects_of(client, keys, video_id) if o.track == track), None)
+
+
+# ---- keeping the indexes in step with the trimmed stream ---------------------------------------------
+
+PRUNE_BATCH = 500
+
+
+def prune_object_indexes(client: redis.Redis, keys: Keys, *, batch: int = PRUNE_BATCH) -> int:
+    """Remove the objects-index members whose entries ``MAXLEN`` trimmed from the stream; returns how many.
+
+    A member is an entry id and the stream is trimmed from its head, so a member is stale exactly when
+    its id is below the stream's first entry id (retention removes a video's members with its entries,
+    a new run its earlier run's): each index is read in ranges of ``batch`` members and compared,
+    never an entry fetched. The camera and label indexes are found with ``SCAN … TYPE zset`` (``COUNT``
+    ``batch``). Run it now and then (the daemon's hourly index pruner); queries drop the stale members
+    they meet anyway.
+    """
+    okeys = ObjectKeys.of(keys)
+    first = client.xrange(okeys.stream, count=1)
+    floor = _id_tuple(str(first[0][0])) if first else None
+    indexes = {okeys.time, *(str(k) for k in client.scan_iter(match=f"{okeys.prefix}:index:objects:*", count=batch,
+                                                               _type="zset"))}
+    removed = 0
+    for index in sorted(indexes):
+        offset = 0
+        while True:
+            members = [str(m) for m in client.zrange(index, offset, offset + batch - 1)]
+            if not members:
+                break
+            stale = [m for m in members if floor is None or _id_tuple(m) < floor]
+            if stale:
+                client.zrem(index, *stale)
+                removed += len(stale)
+            offset += len(members) - len(stale)
+    return removed
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

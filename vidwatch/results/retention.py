@@ -8,9 +8,9 @@ trimmed by write time as a backstop:
 - detections (``detections_days``): through ``index:detections:<camera>``, each segment member
   recorded before the cutoff, its entries (``XDEL`` of ``XRANGE first last``) and the member;
   then ``XTRIM detections:<camera> MINID <cutoff>``;
-- records, summaries, index members, events (``summaries_days``): through ``retention:videos``
+- records, summaries, index members, objects, events (``summaries_days``): through ``retention:videos``
   (every ended video by recording start; ``index:time`` too, for videos that ended before it
-  existed), :meth:`Retention.delete_video`; then ``XTRIM summaries`` and ``XTRIM events`` ``MINID``;
+  existed), :meth:`Retention.delete_video`; then ``XTRIM summaries``, ``events`` and ``objects`` ``MINID``;
 - files (``files_days``, at most ``summaries_days``): through ``retention:files``, the video's
   thumbnails, crops, timeline, clip and sidecar (:mod:`vidwatch.results.files`).
 
@@ -21,12 +21,14 @@ last``), never a whole key. Videos in flight are never removed; a video's record
 with its summary entry, its index members, its detections, its bridge keys and its files, in one
 script (the files right after).
 
-Issue 17's ``objects`` stream is not covered yet (it was not on main when this was written): when
-it lands, its entries go with their video in :data:`_DELETE_VIDEO` (or through its own time index
-in a step like :meth:`Retention._detections`) and its stream is trimmed by ``MINID`` with the others.
+A video's objects (issue 17: the entries its ``video-objects:<id>`` hash lists, their
+``index:objects:*`` members and the hash) go with it in :data:`_DELETE_VIDEO`; their crops are
+in its ``crops/<id>/`` folder (:mod:`vidwatch.results.files`). A replaced run's objects, indexed
+by nothing, go by write time (``XTRIM objects MINID``).
 
-Kept on purpose: the ``ledger:paths`` hint of a removed video's source (about 144 B): it is what
-keeps the daemon's rescans from analysing a file still on the NAS again.
+The ``ledger:paths`` hint of a removed video's source goes with it when the source is gone from
+its (present, non-empty) root (:func:`source_gone`): nothing can find that file again. While the
+source is there the hint is kept: it keeps the daemon's rescans from analysing the file again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -48,43 +51,54 @@ from vidwatch.results.bridge import segment_count
 from vidwatch.results.detections import Span
 from vidwatch.results.files import find_files, remove_files
 from vidwatch.results.keys import Keys
+from vidwatch.results.objects import ObjectKeys
 from vidwatch.results.trim import entry_id_tuple
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
 XDEL_CHUNK = 1000
-KINDS = ("videos", "summaries", "index_members", "events", "detections", "detection_spans", "files", "file_bytes",
-         "bridge_keys")
+KINDS = ("videos", "summaries", "index_members", "events", "detections", "detection_spans", "objects", "files",
+         "file_bytes", "bridge_keys", "path_hints")
 DAY_S = 86400.0
 
 # KEYS: video, summaries, index time, index camera, retention videos, retention files, inflight, detections stream,
-#       detections index, label indexes (ARGV[3] of them), bridge keys (the rest)
-# ARGV: video_id, dry ('1': count only), n labels, span members of this video...
-# Returns {status, records, summaries, index members, spans, entries, bridge keys}; status 1 removed (or would be),
-# 0 in flight (nothing changed), -1 no record (its stray index members removed).
+#       detections index, video-objects hash, objects stream, objects time index, objects camera index, ledger paths,
+#       label indexes (ARGV[3] of them), objects label indexes (ARGV[4] of them), bridge keys (the rest)
+# ARGV: video_id, dry ('1': count only), n labels, n objects labels, source path whose hint goes ('': kept),
+#       span members of this video...
+# Returns {status, records, summaries, index members, spans, entries, bridge keys, objects, path hints}; status 1
+# removed (or would be), 0 in flight (nothing changed), -1 no record (its stray index members and objects removed).
 _DELETE_VIDEO = """
 local vid = ARGV[1]
 local dry = ARGV[2] == '1'
 local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'done' and state ~= 'failed' then return {0, 0, 0, 0, 0, 0, 0} end
-local status, records, summaries, members, spans, entries, bridge = 1, 0, 0, 0, 0, 0, 0
+if state and state ~= 'done' and state ~= 'failed' then return {0, 0, 0, 0, 0, 0, 0, 0, 0} end
+local status, records, summaries, members, spans, entries, bridge, objects, hints = 1, 0, 0, 0, 0, 0, 0, 0, 0
 if state then records = 1 else status = -1 end
+local function xdel(stream, ids)
+  local chunk = {}
+  for _, id in ipairs(ids) do
+    chunk[#chunk + 1] = id
+    if #chunk == XDEL_CHUNK then redis.call('XDEL', stream, unpack(chunk)); chunk = {} end
+  end
+  if #chunk > 0 then redis.call('XDEL', stream, unpack(chunk)) end
+end
 local sid = redis.call('HGET', KEYS[1], 'summary_id')
 if sid and sid ~= '' and #redis.call('XRANGE', KEYS[2], sid, sid) > 0 then
   summaries = 1
   if not dry then redis.call('XDEL', KEYS[2], sid) end
 end
-local nl = tonumber(ARGV[3])
+local nl, nol = tonumber(ARGV[3]), tonumber(ARGV[4])
 local indexes = {KEYS[3], KEYS[4]}
-for i = 10, 9 + nl do indexes[#indexes + 1] = KEYS[i] end
+for i = 15, 14 + nl do indexes[#indexes + 1] = KEYS[i] end
 for _, index in ipairs(indexes) do
   if redis.call('ZSCORE', index, vid) then
     members = members + 1
     if not dry then redis.call('ZREM', index, vid) end
   end
 end
-for i = 4, #ARGV do
+for i = 6, #ARGV do
   if redis.call('ZSCORE', KEYS[9], ARGV[i]) then
     local first, last = string.match(ARGV[i], '^([^|]+)|([^|]+)|')
     local found = redis.call('XRANGE', KEYS[8], first, last)
@@ -92,19 +106,39 @@ for i = 4, #ARGV do
     entries = entries + #found
     if not dry then
       local ids = {}
-      for _, entry in ipairs(found) do
-        ids[#ids + 1] = entry[1]
-        if #ids == XDEL_CHUNK then redis.call('XDEL', KEYS[8], unpack(ids)); ids = {} end
-      end
-      if #ids > 0 then redis.call('XDEL', KEYS[8], unpack(ids)) end
+      for _, entry in ipairs(found) do ids[#ids + 1] = entry[1] end
+      xdel(KEYS[8], ids)
       redis.call('ZREM', KEYS[9], ARGV[i])
     end
   end
 end
-for i = 10 + nl, #KEYS do
+local object_indexes = {KEYS[12], KEYS[13]}
+for i = 15 + nl, 14 + nl + nol do object_indexes[#object_indexes + 1] = KEYS[i] end
+local object_ids = {}
+for _, id in ipairs(redis.call('HKEYS', KEYS[10])) do
+  if id ~= 'run' then object_ids[#object_ids + 1] = id end
+end
+objects = #object_ids
+if not dry then
+  for _, index in ipairs(object_indexes) do
+    for i = 1, #object_ids, XDEL_CHUNK do
+      redis.call('ZREM', index, unpack(object_ids, i, math.min(i + XDEL_CHUNK - 1, #object_ids)))
+    end
+  end
+  xdel(KEYS[11], object_ids)
+  redis.call('DEL', KEYS[10])
+end
+for i = 15 + nl + nol, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     bridge = bridge + 1
     if not dry then redis.call('DEL', KEYS[i]) end
+  end
+end
+if ARGV[5] ~= '' then
+  local hint = redis.call('HGET', KEYS[14], ARGV[5])
+  if hint and string.match(hint, '^[^:]*:[^:]*:(.*)$') == vid then
+    hints = 1
+    if not dry then redis.call('HDEL', KEYS[14], ARGV[5]) end
   end
 end
 if not dry then
@@ -113,7 +147,7 @@ if not dry then
   redis.call('ZREM', KEYS[5], vid)
   redis.call('ZREM', KEYS[6], vid)
 end
-return {status, records, summaries, members, spans, entries, bridge}
+return {status, records, summaries, members, spans, entries, bridge, objects, hints}
 """.replace("XDEL_CHUNK", str(XDEL_CHUNK))
 
 # KEYS: detections stream, detections index; ARGV: dry, members... Returns the entries removed (or that would be).
@@ -199,7 +233,8 @@ class PruneReport:
         names = {"videos": "video records", "summaries": "summary entries", "index_members": "index members",
                  "events": "event entries", "detections": "detection entries", "detection_spans":
                  "detection index members", "files": "files", "file_bytes": "bytes of files",
-                 "bridge_keys": "bridge keys"}
+                 "bridge_keys": "bridge keys", "objects": "object entries", "path_hints":
+                 "path hints of sources gone from their root"}
         out = []
         for kind, cut in self.cutoffs.as_dict().items():
             when = "kept (no retention)" if cut is None else "recorded before " + time.strftime(
@@ -216,6 +251,26 @@ def _merge(into: Counter[str], values: Iterable[tuple[str, int]]) -> None:
         into[kind] += value
 
 
+def source_gone(path: str, root: str) -> bool:
+    """True when the source ``path`` no longer exists while its watched ``root`` is there: the storage's own
+    retention deleted it, so nothing will find it again and its ``ledger:paths`` hint can go.
+
+    A root that is missing or empty (a share not mounted) says nothing: the hint is kept.
+
+    >>> source_gone("/nonexistent/cam1/a.mp4", "/nonexistent"), source_gone("", "/")
+    (False, False)
+    """
+    if not path or not root:
+        return False
+    try:
+        with os.scandir(root) as entries:
+            if next(entries, None) is None:
+                return False
+        return not os.path.lexists(path)
+    except OSError:
+        return False
+
+
 class Retention:
     """Removes results by recording time (:meth:`run`) and one video on request (:meth:`delete_video`)."""
 
@@ -227,10 +282,12 @@ class Retention:
         self._delete = client.register_script(_DELETE_VIDEO)
         self._drop_spans = client.register_script(_DROP_SPANS)
         self._counted: set[str] = set()
+        self._counted_objects: set[str] = set()
 
     # ------------------------------------------------------------------ one video
     def delete_video(self, video_id: str, *, dry_run: bool = False, counted: set[str] | None = None) -> Counter[str]:
-        """Remove one ended video's record, summary entry, index members, detections, bridge keys and files.
+        """Remove one ended video's record, summary entry, index members, detections, objects, bridge keys, files,
+        and the path hint of a source that is gone from its root.
 
         Raises :class:`VideoInFlight` (nothing changed) when it is not done or failed, :class:`NoSuchVideo`
         when there is no record and nothing was indexed under its id. ``counted``: detections-index members
@@ -239,32 +296,45 @@ class Retention:
         fields: dict[str, str] = self.client.hgetall(self.keys.video(video_id))  # type: ignore[assignment]
         camera = fields.get("camera", "")
         labels = [label for label in (fields.get("labels") or "").split(",") if label]
+        held = cast(dict[str, str], self.client.hgetall(ObjectKeys.of(self.keys).video(video_id)))
+        object_labels = sorted({label for key, label in held.items() if key != "run"})
         segments = segment_count(fields.get("segments"))
         members = [m for m in self._spans_of(video_id, camera, fields) if m not in (counted or ())] if camera else []
-        detections = camera or "default"
-        keys = [
-            self.keys.video(video_id), self.keys.summaries, self.keys.index_time, self.keys.index_camera(detections),
-            self.keys.retention_videos, self.keys.retention_files, self.keys.inflight,
-            self.keys.detections(detections), self.keys.index_detections(detections),
-            *(self.keys.index_label(label) for label in labels),
-            *self.keys.bridge(video_id, fields.get("run") or "1", segments),
-        ]
+        gone = fields.get("path", "") if source_gone(fields.get("path", ""), fields.get("root", "")) else ""
         found = find_files(self.config, video_id, camera, segments) if fields else None
-        status, records, summaries, index_members, spans, entries, bridge = (
-            int(v) for v in self._delete(keys=keys, args=[video_id, "1" if dry_run else "0", len(labels), *members])
+        status, records, summaries, index_members, spans, entries, bridge, objects, hints = (
+            int(v) for v in self._delete(
+                keys=self._video_keys(video_id, fields, labels, object_labels, segments),
+                args=[video_id, "1" if dry_run else "0", len(labels), len(object_labels), gone, *members])
         )
         if status == 0:
             raise VideoInFlight(
                 f"video {video_id}: still {fields.get('state')}: only a done or failed video is removed")
-        if status < 0 and not index_members:
+        if status < 0 and not index_members and not objects:
             raise NoSuchVideo(f"video {video_id}: no such video")
         counts: Counter[str] = Counter(videos=records, summaries=summaries, index_members=index_members,
-                                       detection_spans=spans, detections=entries, bridge_keys=bridge)
+                                       detection_spans=spans, detections=entries, bridge_keys=bridge,
+                                       objects=objects, path_hints=hints)
         if found is not None and found.paths:
             counts.update(files=found.count, file_bytes=found.bytes)
             if not dry_run:
                 remove_files(found)
         return counts
+
+    def _video_keys(self, video_id: str, fields: dict[str, str], labels: list[str], object_labels: list[str],
+                    segments: int) -> list[str]:
+        """The KEYS of :data:`_DELETE_VIDEO` for one video."""
+        camera = fields.get("camera") or "default"
+        objects = ObjectKeys.of(self.keys)
+        return [
+            self.keys.video(video_id), self.keys.summaries, self.keys.index_time, self.keys.index_camera(camera),
+            self.keys.retention_videos, self.keys.retention_files, self.keys.inflight,
+            self.keys.detections(camera), self.keys.index_detections(camera),
+            objects.video(video_id), objects.stream, objects.time, objects.camera(camera), self.keys.paths,
+            *(self.keys.index_label(label) for label in labels),
+            *(objects.label(label) for label in object_labels),
+            *self.keys.bridge(video_id, fields.get("run") or "1", segments),
+        ]
 
     def _spans_of(self, video_id: str, camera: str, fields: dict[str, str]) -> list[str]:
         """The video's members of its camera's detections index (every run), from its recording time."""
@@ -288,6 +358,7 @@ class Retention:
         in this pass (the daemon's bound; ``more`` says the next pass has work left)."""
         report = PruneReport(dry_run, cutoffs)
         self._counted = set()  # dry run: detections-index members counted by the detections step
+        self._counted_objects = set()  # dry run: objects entries counted with their video
         if cutoffs.detections is not None:
             self._detections(cutoffs.detections, report, limit)
         files_done: set[str] = set()
@@ -393,9 +464,10 @@ class Retention:
                     offset += self._remove(zset, video_id, report, files_done, met)
                 if len(ids) < self.batch:
                     break
-        for stream, kind in ((self.keys.summaries, "summaries"), (self.keys.events, "events")):
-            report.counts[kind] += self._trim(stream, cut, report.dry_run, [],
-                                              skip_ids=set(met.values()) if kind == "summaries" else None)
+        skip = {"summaries": set(met.values()), "objects": self._counted_objects}
+        for stream, kind in ((self.keys.summaries, "summaries"), (self.keys.events, "events"),
+                             (ObjectKeys.of(self.keys).stream, "objects")):
+            report.counts[kind] += self._trim(stream, cut, report.dry_run, [], skip_ids=skip.get(kind))
 
     def _remove(self, zset: str, video_id: str, report: PruneReport, files_done: set[str], met: dict[str, str]) -> int:
         """One old video of a retention pass; returns how far the range's offset moves (members left in place)."""
@@ -403,6 +475,8 @@ class Retention:
             if video_id in met:
                 return 1  # met in both sets
             met[video_id] = str(self.client.hget(self.keys.video(video_id), "summary_id") or "")
+            self._counted_objects.update(str(k) for k in self.client.hkeys(ObjectKeys.of(self.keys).video(video_id))
+                                         if k != "run")
         try:
             counts = self.delete_video(video_id, dry_run=report.dry_run, counted=self._counted)
         except VideoInFlight:
