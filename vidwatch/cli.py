@@ -150,6 +150,7 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
     import json
     import time
 
+    from vidwatch.results.backfill import backfill_step
     from vidwatch.results.connection import connect
     from vidwatch.results.keys import Keys
     from vidwatch.results.query import TIME_FORMS, parse_time
@@ -165,7 +166,10 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
         cutoffs = Cutoffs.from_config(config, time.time())
     if not cutoffs.any:
         raise ConfigError("prune: every [retention] horizon is 0 (keep forever): nothing to do; give --before T")
-    report = Retention(connect(config.redis), Keys(config.redis.prefix), config).run(cutoffs, dry_run=args.dry_run)
+    client, keys = connect(config.redis), Keys(config.redis.prefix)
+    if not args.dry_run:
+        backfill_step(client, keys, max_keys=None)  # once per Redis: videos that ended before retention:videos
+    report = Retention(client, keys, config).run(cutoffs, dry_run=args.dry_run)
     lines = [json.dumps(report.as_dict(), sort_keys=True)] if args.json else report.lines()
     print("\n".join(lines))  # noqa: T201 - the command's output
     return 0

@@ -18,6 +18,7 @@ from tests.conftest import REDIS_URL
 from vidwatch.config import Config
 from vidwatch.daemon.retention import RetentionJob
 from vidwatch.detection import Detection
+from vidwatch.results.backfill import BackfillStep, backfill_step
 from vidwatch.results.bridge import Bridge
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import lag_report
@@ -359,3 +360,43 @@ def test_a_removed_videos_path_hint_goes_only_when_its_source_is_gone_from_its_r
     assert dry.counts["path_hints"] == report.counts["path_hints"] == 1 and report.counts["videos"] == 4
     kept = sorted(str(v).rsplit(":", 1)[1] for v in redis_client.hvals(keys.paths))
     assert kept == sorted([v for v, *_, hint in cases if hint] + ["someone-else"])
+
+
+def test_the_backfill_enters_videos_that_ended_before_retention_videos_existed_once_in_bounded_steps(
+        redis_client: redis.Redis, redis_prefix: str, tmp_path: Path) -> None:
+    site = Site(redis_client, _config(tmp_path, redis_prefix, summaries_days=30))
+    keys = site.keys
+    cases = [  # video, how it ends, recorded days ago, in retention:videos after the backfill (score)
+        ("failed-old", "failed", 40, NOW - 40 * DAY),
+        ("failed-new", "failed", 5, NOW - 5 * DAY),
+        ("done-old", "done", 35, NOW - 35 * DAY),
+        ("seen", None, 50, None),  # in flight: never entered
+    ]
+    for video_id, end, age, _ in cases:
+        site.start(video_id, "cam1", NOW - age * DAY)
+        if end == "failed":
+            site.records.fail(video_id, "analyze: x: boom", path="x", stage="analyze", kind="other")
+        elif end == "done":
+            site.finish(video_id, "cam1", NOW - age * DAY)
+    for n in range(40):  # more records than one step looks at
+        redis_client.hset(keys.video(f"filler{n}"), mapping={"state": "queued"})
+    redis_client.delete(keys.retention_videos, keys.retention_files)  # as before [retention] existed
+    redis_client.zadd(keys.retention_videos, {"failed-new": NOW - 4 * DAY})  # an entry it has keeps its score
+    steps = [backfill_step(redis_client, keys, max_keys=10, count=10)]
+    assert not steps[0].done and redis_client.hget(keys.retention_backfill, "cursor") not in (None, "0")
+    deadline = time.monotonic() + 30
+    while not steps[-1].done:
+        assert time.monotonic() < deadline, "the backfill never finished"
+        steps.append(backfill_step(redis_client, keys, max_keys=10, count=10))
+    assert sum(s.added for s in steps) == 2
+    scores = dict(redis_client.zrange(keys.retention_videos, 0, -1, withscores=True))
+    assert scores == pytest.approx({"failed-old": NOW - 40 * DAY, "failed-new": NOW - 4 * DAY,
+                                    "done-old": NOW - 35 * DAY})
+    assert sorted(redis_client.zrange(keys.retention_files, 0, -1)) == ["done-old", "failed-old"]
+    redis_client.zrem(keys.retention_videos, "failed-old")
+    assert backfill_step(redis_client, keys) == BackfillStep(0, True)  # once: done is recorded
+    assert redis_client.zscore(keys.retention_videos, "failed-old") is None
+    redis_client.zadd(keys.retention_videos, {"failed-old": NOW - 40 * DAY})
+    report = RetentionJob(redis_client, keys, site.config, threading.Event()).run_once(NOW)
+    assert report is not None and report.counts["videos"] == 2
+    assert [v for v, *_ in cases if redis_client.exists(keys.video(v))] == ["failed-new", "seen"]

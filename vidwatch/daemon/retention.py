@@ -7,6 +7,9 @@ detection spans per camera); a pass that stops at its limit is followed by the n
 :data:`CATCH_UP_S`, so a backlog (retention switched on for a year of results) is worked off in
 steps without holding Redis for long. Everything it needs is in Redis (the retention indexes),
 so a restarted daemon carries on where the last one stopped.
+
+Before each pass, until it is done once per Redis, a bounded step of the backfill
+(:mod:`vidwatch.results.backfill`) enters videos that ended before ``retention:videos`` existed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import redis
 
 from vidwatch.config import Config
 from vidwatch.errors import ResultsUnavailable
+from vidwatch.results.backfill import STEP_KEYS, backfill_step
 from vidwatch.results.connection import redis_errors
 from vidwatch.results.keys import Keys
 from vidwatch.results.retention import Cutoffs, PruneReport, Retention
@@ -31,8 +35,9 @@ CATCH_UP_S = 1.0
 
 class RetentionJob:
     def __init__(self, client: redis.Redis, keys: Keys, config: Config, stop: threading.Event,
-                 *, limit: int = PASS_LIMIT) -> None:
+                 *, limit: int = PASS_LIMIT, backfill_keys: int = STEP_KEYS) -> None:
         self.config = config
+        self.backfill_keys = backfill_keys
         self.retention = Retention(client, keys, config)
         self.stop_event = stop
         self.limit = limit
@@ -53,6 +58,7 @@ class RetentionJob:
         cutoffs = Cutoffs.from_config(self.config, time.time() if now is None else now)
         try:
             with redis_errors("retention"):
+                backfill = backfill_step(self.retention.client, self.retention.keys, max_keys=self.backfill_keys)
                 report = self.retention.run(cutoffs, limit=self.limit)
         except ResultsUnavailable as exc:
             logger.warning("%s; next pass", exc)
@@ -60,6 +66,7 @@ class RetentionJob:
         removed = {kind: n for kind, n in report.counts.items() if n}
         if removed:
             logger.info("retention: removed %s", ", ".join(f"{n} {kind}" for kind, n in removed.items()))
+        report.more = report.more or not backfill.done
         return report
 
     def _loop(self) -> None:

@@ -133,6 +133,12 @@ class Keys:
         by recording start (epoch s)."""
         return self._k("retention", "files")
 
+    @property
+    def retention_backfill(self) -> str:
+        """hash: the one-shot backfill of ``retention_videos`` (:mod:`vidwatch.results.backfill`): ``cursor``
+        (its SCAN cursor, while it runs), ``done`` (epoch s, once it finished), ``added``."""
+        return self._k("retention", "backfill")
+
     def stream(self, name: str) -> str:
         """A stream by its short name: ``events``, ``summaries`` or ``detections:<camera>``."""
         return self._k(name)
