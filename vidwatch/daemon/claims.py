@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vidwatch.daemon.fingerprint import fstat
 from vidwatch.daemon.fsguard import FsGuard
+from vidwatch.daemon.horizon import Horizon
 from vidwatch.daemon.ingest import Ingestor
 from vidwatch.daemon.normalize import NormalizeMetrics
 from vidwatch.daemon.settle import SettleTracker
@@ -53,6 +54,7 @@ class ClaimPool:
         self.probe_attempts = config.normalize.probe_attempts
         self.max_in_flight = max_in_flight
         self.tracker = SettleTracker(self.settle_s)
+        self.horizon = Horizon(config, ingestor.time_in_path)  # files recorded before [retention] keeps
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="claim")
         self._busy: set[str] = set()  # being claimed by a thread
         self._probe_failures: dict[str, int] = {}
@@ -117,6 +119,8 @@ class ClaimPool:
             if stamp is None or not self.tracker.observe(path, size=stamp[0], mtime_ns=stamp[1], now=now):
                 continue
             self.tracker.forget(path)
+            if self.horizon.too_old(path, stamp[1]):
+                continue  # recorded before summaries_days: analysed only to be removed (logged once)
             if self._not_ready_stats.get(path, stamp) != stamp:  # it changed since it was not ready: still arriving
                 self._probe_failures.pop(path, None)
             self._not_ready_stats[path] = stamp
