@@ -53,8 +53,8 @@ class ClaimPool:
         self.settle_s = config.watch.settle_seconds
         self.probe_attempts = config.normalize.probe_attempts
         self.max_in_flight = max_in_flight
-        self.tracker = SettleTracker(self.settle_s)
         self.horizon = Horizon(config, ingestor.time_in_path)  # files recorded before [retention] keeps
+        self.tracker = SettleTracker(self.settle_s)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="claim")
         self._busy: set[str] = set()  # being claimed by a thread
         self._probe_failures: dict[str, int] = {}
