@@ -113,7 +113,7 @@ def test_special_files_and_links_fail_once_and_never_block_a_real_clip(
             redis_client, keys)) == len(CASES) and daemon.idle(), timeout_s=90,
             what="the real clip queued and every special case failed")
         daemon.rescan()  # seen again, unchanged: known, not failed again
-        wait_for(lambda: daemon.idle(), timeout_s=30, what="the rescan")
+        wait_for(daemon.idle, timeout_s=30, what="the rescan")
         assert daemon.status().stuck == {}
     failed = failed_events(redis_client, keys)
     for case, name, _, kind, words in CASES:
@@ -222,7 +222,7 @@ def test_healthz_fails_while_a_claim_thread_is_wedged(
         monkeypatch.setattr(daemon.ingestor, "claim", lambda path, final_attempt: release.wait(60) and Kind.CLAIMED)
         clip = moving_square_clip(site["inbox"] / "cam1" / "a.mp4", seconds=1)
         try:
-            status, body = wait_for(lambda: (answer := get(f"{url}/healthz"))[0] == 503 and answer, timeout_s=30,
+            _, body = wait_for(lambda: (answer := get(f"{url}/healthz"))[0] == 503 and answer, timeout_s=30,
                                     what="/healthz to fail")
             assert any(str(clip) in reason and "stuck" in reason for reason in body["reasons"]), body
         finally:

@@ -9,14 +9,16 @@ parent's, is an *outage*: reported (``/readyz``), not watched, nothing in it tre
 deleted, and rescanned once it is mounted again.
 
 A root is a mount point when its device differs from its parent folder's, or when
-``/proc/self/mountinfo`` lists it (a bind mount of a folder of the same filesystem).
+``/proc/self/mountinfo`` lists it (a bind mount of a folder of the same filesystem). A root's
+identity includes the id of the mount holding it, so a share unmounted and mounted again
+between two looks is still seen as a new root (its inotify watches died with the old mount).
 
->>> checks = RootChecks(require_mount="auto", mount_points=lambda: {"/nas"})
+>>> checks = RootChecks(require_mount="auto", mount_points=lambda: {"/nas": 40})
 >>> checks.mount_rule("/nas", root_dev=5, parent_dev=5), checks.mount_rule("/nas", root_dev=5, parent_dev=5)
 (None, None)
 >>> print(checks.mount_rule("/nas", root_dev=5, parent_dev=5, listed=False))
 not mounted: a mount point when first seen, now on its parent folder's filesystem
->>> RootChecks(require_mount=True, mount_points=set).mount_rule("/data", root_dev=1, parent_dev=1)
+>>> RootChecks(require_mount=True, mount_points=dict).mount_rule("/data", root_dev=1, parent_dev=1)
 'not mounted: [watch] require_mount is true and this folder is not a mount point'
 """
 
@@ -39,18 +41,32 @@ logger = logging.getLogger(__name__)
 MOUNTINFO = Path("/proc/self/mountinfo")
 
 
-def mount_points(mountinfo: Path = MOUNTINFO) -> set[str]:
-    """The mount points of this process's mount namespace (empty when /proc is not there)."""
+def mount_points(mountinfo: Path = MOUNTINFO) -> dict[str, int]:
+    """Mount point → id of the mount on top there, in this process's namespace (empty without /proc)."""
     try:
         text = mountinfo.read_text()
     except OSError:
-        return set()
-    points = set()
-    for line in text.splitlines():
+        return {}
+    points: dict[str, int] = {}
+    for line in text.splitlines():  # in mount order: a later mount on the same point is the one on top
         fields = line.split()
-        if len(fields) > 4:
-            points.add(_unescape(fields[4]))
+        if len(fields) > 4 and fields[0].isdigit():
+            points[_unescape(fields[4])] = int(fields[0])
     return points
+
+
+def mount_id_of(path: str, points: dict[str, int]) -> int:
+    """The id of the mount holding ``path`` (its longest mount point), -1 when unknown.
+
+    >>> mount_id_of("/nas/cam1", {"/": 1, "/nas": 40}), mount_id_of("/nasty", {"/": 1, "/nas": 40})
+    (40, 1)
+    """
+    best, best_id = "", -1
+    for point, mount_id in points.items():
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, best_id = point, mount_id
+    return best_id
 
 
 def _unescape(field: str) -> str:
@@ -68,7 +84,7 @@ def _unescape(field: str) -> str:
 class RootLook:
     """One look at a root: its identity (device, inode) when it can be watched, else why not."""
 
-    identity: tuple[int, int] | None
+    identity: tuple[int, int, int] | None  # device, inode, mount id
     why: str | None = None  # None: fine
     missing: bool = False  # not there at all (as opposed to there but unusable)
 
@@ -81,7 +97,7 @@ class RootChecks:
         *,
         require_mount: bool | Literal["auto"],
         fs: FsGuard | None = None,
-        mount_points: Callable[[], set[str]] = mount_points,
+        mount_points: Callable[[], dict[str, int]] = mount_points,
     ) -> None:
         self.require_mount = require_mount
         self.fs = fs
@@ -103,11 +119,13 @@ class RootChecks:
             return RootLook(None, "not a folder")
         if not os.access(root, os.R_OK | os.X_OK):
             return RootLook(None, "not readable (permissions)")
-        listed = None if self.require_mount is False else str(root) in self._mount_points()
-        why = self.mount_rule(str(root), root_dev=st.st_dev, parent_dev=parent.st_dev, listed=listed)
+        points = self._mount_points()
+        real = os.path.realpath(root)
+        why = self.mount_rule(str(root), root_dev=st.st_dev, parent_dev=parent.st_dev,
+                              listed=str(root) in points or real in points)
         if why is not None:
             return RootLook(None, why)
-        return RootLook((st.st_dev, st.st_ino))
+        return RootLook((st.st_dev, st.st_ino, mount_id_of(real, points)))
 
     def mount_rule(self, root: str, *, root_dev: int, parent_dev: int, listed: bool | None = None) -> str | None:
         """Why ``root`` breaks ``require_mount`` (None: it does not); ``listed``: in mountinfo (None: ask)."""
