@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 CHUNK_BYTES = 64 * 1024
-HEAD_DIGEST_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,6 @@ class Fingerprint:
     digest: str
     size: int
     mtime_ns: int
-    head: str = ""  # hash of the first 64 KiB alone: a file that grew keeps it (see ledger.Ledger.version_of)
 
     @property
     def video_id(self) -> str:
@@ -46,14 +44,12 @@ def fingerprint(path: Path) -> Fingerprint:
 def fingerprint_of(handle: BinaryIO, st: os.stat_result) -> Fingerprint:
     """The fingerprint of the open regular file ``handle`` whose ``fstat`` is ``st``."""
     handle.seek(0)
-    head_bytes = handle.read(CHUNK_BYTES)
     digest = hashlib.sha256(str(st.st_size).encode())
-    digest.update(head_bytes)
+    digest.update(handle.read(CHUNK_BYTES))
     if st.st_size > CHUNK_BYTES:
         handle.seek(max(CHUNK_BYTES, st.st_size - CHUNK_BYTES))
         digest.update(handle.read(CHUNK_BYTES))
-    head = hashlib.sha256(head_bytes).hexdigest()[:HEAD_DIGEST_CHARS]
-    return Fingerprint(digest.hexdigest(), st.st_size, st.st_mtime_ns, head)
+    return Fingerprint(digest.hexdigest(), st.st_size, st.st_mtime_ns)
 
 
 def fstat(path: Path) -> os.stat_result:

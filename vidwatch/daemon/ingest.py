@@ -107,6 +107,8 @@ class Ingestor:
         self.fs = fs
         #: why the root holding a path cannot be read now (None: it can); the daemon's watchers answer
         self.outage_of: Callable[[str], str | None] = lambda path: None
+        #: told (video id, path) when a source changed while its video is at a worker (the source watch)
+        self.changed_in_flight: Callable[[str, str], None] = lambda video_id, path: None
         watch = config.watch
         self.path_time = PathTime(watch.time_pattern, watch.time_zone) if watch.time_pattern else None
 
@@ -197,6 +199,7 @@ class Ingestor:
             logger.info("ingest: %s changed before video %s was published; it takes the new bytes", path, video_id)
         elif action is Action.AFTER:
             if self.ledger.mark_changed(video_id, fp):
+                self.changed_in_flight(video_id, path)
                 logger.info("ingest: %s changed while video %s is at a worker; a new run follows when it ends",
                             path, video_id)
             else:  # it ended meanwhile

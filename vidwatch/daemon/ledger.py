@@ -124,8 +124,9 @@ class Ledger:
 
         The video ledgered for the path keeps the file when it is still in flight (not done or
         failed), when its change was noticed while it was in flight (``source_changed``), when the
-        file grew from the same first 64 KiB (a writer that paused, then went on), or when it failed
-        as truncated. Otherwise the path holds a new recording: a video of its own.
+        file grew (a writer that paused, then went on), or when it failed as truncated. Otherwise
+        (a file replaced by one no longer, after its video ended) the path holds a new recording: a
+        video of its own.
         """
         own = Version(fp.video_id, Action.NEW)
         video_id = self.video_of_path(path)
@@ -140,7 +141,7 @@ class Ledger:
             return Version(video_id, Action.ADOPT, record)
         if not record.terminal:
             return Version(video_id, Action.AFTER, record)
-        grew = bool(fp.head) and fp.head == record.extra.get("head_digest") and fp.size > (record.size or 0)
+        grew = fp.size > (record.size or 0)
         cut_short = record.state is State.FAILED and record.failure_kind == "truncated"
         if record.extra.get("source_changed") or grew or cut_short:
             return Version(video_id, Action.RERUN, record)
@@ -150,8 +151,7 @@ class Ledger:
         """The video's record and the path hint now name the bytes of ``fp`` (a new segment plan follows)."""
         key = self.keys.video(video_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping={"fingerprint": fp.digest, "size": fp.size, "mtime_ns": fp.mtime_ns,
-                                "head_digest": fp.head})
+        pipe.hset(key, mapping={"fingerprint": fp.digest, "size": fp.size, "mtime_ns": fp.mtime_ns})
         pipe.hdel(key, "source_changed", "segments", "not_ready_checks")
         pipe.hset(self.keys.paths, path, f"{fp.size}:{fp.mtime_ns}:{video_id}")
         pipe.execute()
@@ -171,8 +171,6 @@ class Ledger:
             "mtime_ns": fp.mtime_ns,
             "owner": self.daemon_id,
         }
-        if fp.head:
-            record["head_digest"] = fp.head
         won = self.records.create(fp.video_id, record, path=path, detail={"size": fp.size})
         self.remember(path, fp)
         return won

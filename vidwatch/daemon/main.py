@@ -78,6 +78,7 @@ class Daemon:
             self.records, self.rules, self.fs, self.events, self.stop_event,
             period_s=max(SOURCE_WATCH_MIN_S, config.watch.settle_seconds), watching=self.watchers.watching,
         )
+        self.ingestor.changed_in_flight = self.source_watch.await_end
         self.pool = NormalizePool(self.ingestor, self.stop_event, workers=config.normalize.workers)
         self.pruner = IndexPruner(self.client, self.keys, self.stop_event)
         self.redis = RedisHealth()

@@ -54,10 +54,16 @@ class SourceWatch:
         self.period_s = period_s
         self.watching = watching
         self._awaiting: dict[str, str] = {}  # video id -> path: changed at a worker, rerun when it ends
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="source-watch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def await_end(self, video_id: str, path: str) -> None:
+        """``video_id`` is marked ``source_changed`` (by a claim): report ``path`` again once it ends."""
+        with self._lock:
+            self._awaiting[video_id] = path
 
     def _loop(self) -> None:
         while not self.stop_event.wait(self.period_s):
@@ -80,13 +86,15 @@ class SourceWatch:
             if not path or state not in WATCHED_STATES:
                 continue
             if changed:
-                self._awaiting[video_id] = path
+                self.await_end(video_id, path)
                 continue
             root = self.rules.root_of(Path(path))
             if root is not None and self.watching(root):
                 by_root[root].append((path, int(size or -1), int(mtime_ns or -1)))
-        for video_id in [v for v in self._awaiting if v not in set(ids)]:  # ended: its rerun is due
-            reported.append(self._awaiting.pop(video_id))
+        in_flight = set(ids)
+        with self._lock:
+            for video_id in [v for v in self._awaiting if v not in in_flight]:  # ended: its rerun is due
+                reported.append(self._awaiting.pop(video_id))
         for root, sources in by_root.items():
             reported.extend(self._changed(root, sources))
         for path in reported:
