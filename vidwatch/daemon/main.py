@@ -142,6 +142,7 @@ class Daemon:
         self.pool.wake()
         self.watchers.stop()
         self.walker.stop()
+        self.source_watch.stop()
         self.claims.stop()
         self.normalizer.stop()
         self.pool.stop()

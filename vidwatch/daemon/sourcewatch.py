@@ -60,6 +60,11 @@ class SourceWatch:
     def start(self) -> None:
         self._thread.start()
 
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Wait for the thread to see ``stop`` set (a scan in progress ends first)."""
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
     def await_end(self, video_id: str, path: str) -> None:
         """``video_id`` is marked ``source_changed`` (by a claim): report ``path`` again once it ends."""
         with self._lock:
