@@ -228,3 +228,27 @@ def test_healthz_fails_while_a_claim_thread_is_wedged(
         finally:
             release.set()
         wait_for(lambda: get(f"{url}/healthz")[0] == 200, timeout_s=30, what="/healthz to recover")
+
+
+@pytest.mark.parametrize(("case", "name", "make", "words"), [
+    ("fifo", "a.mp4", _fifo, "not a file"),
+    ("device", "zero.ts", _zero_device, "not a file"),
+    ("link out of the root", "x.mp4", _link_out, "not inside a watched root"),
+    ("link loop", "loop.mp4", _link_loop, "a symbolic link loop"),
+])
+def test_submit_refuses_what_the_watcher_refuses(
+    site: dict, redis_client: redis.Redis, ffmpeg: str, tmp_path: Path, case: str, name: str, make: Maker,
+    words: str,
+) -> None:
+    """``vidwatch submit`` and ``POST /jobs`` (``Daemon.submit``) say why at once, and nothing is ledgered."""
+    from vidwatch.errors import SourceError
+
+    config = load_config(site["config"], environ={})
+    path = site["inbox"] / "cam7" / name
+    path.parent.mkdir()
+    make(path, tmp_path / "elsewhere")
+    with running(config) as daemon:
+        wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
+        with pytest.raises(SourceError, match=words):
+            daemon.submit(path)
+        assert daemon.status().claiming == 0
