@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vidwatch.config import Config
 from vidwatch.daemon import source
@@ -258,7 +258,7 @@ class Ingestor:
         else:
             try:
                 result = self.normalizer.normalize(video_id, path, facts, spooled)
-                self._check_copy(record, before, facts, spooled)
+                self._check_copy(record, facts, spooled)
             except SourceChanged:
                 spooled.unlink(missing_ok=True)  # made from bytes that are no longer the source's
                 return None
@@ -307,11 +307,9 @@ class Ingestor:
             raise SourceError(f"ingest: {path}: {read.incomplete} after {attempts} checks", kind="truncated")
         return fp
 
-    def _check_copy(self, record: VideoRecord, before: Fingerprint, facts: Probe, spooled: Path) -> None:
+    def _check_copy(self, record: VideoRecord, facts: Probe, spooled: Path) -> None:
         """After normalizing: the source is still the bytes normalized, and the copy is as long as the source."""
-        after = self._current(record)
-        if after.digest != before.digest:  # _current took it and deferred: never reached
-            raise SourceChanged(record.path)
+        self._current(record)  # raises SourceChanged when the source is no longer the bytes the record holds
         copy = probe(spooled)
         shortfall = facts.duration_s - copy.duration_s
         if shortfall > max(COPY_SHORTFALL_S, COPY_SHORTFALL_FRACTION * facts.duration_s):
@@ -320,7 +318,7 @@ class Ingestor:
                 f"{facts.duration_s:.2f} s source (cut short)"
             )
 
-    def _defer(self, video_id: str) -> None:
+    def _defer(self, video_id: str) -> NoReturn:
         self.ledger.defer(video_id, self.config.watch.settle_seconds)
         raise SourceChanged(video_id)
 
