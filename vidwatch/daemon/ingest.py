@@ -196,7 +196,7 @@ class Ingestor:
         if action is Action.SAME:  # only the mtime moved
             self.ledger.take_version(video_id, path, fp)
         elif action is Action.ADOPT:  # its normalize thread compares and takes the new bytes
-            logger.info("ingest: %s changed before video %s was published; it takes the new bytes", path, video_id)
+            logger.debug("ingest: %s changed before video %s was published; it takes the new bytes", path, video_id)
         elif action is Action.AFTER:
             if self.ledger.mark_changed(video_id, fp):
                 self.changed_in_flight(video_id, path)

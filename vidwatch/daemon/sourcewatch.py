@@ -3,8 +3,9 @@
 A recorder that pauses longer than ``settle_seconds`` and then goes on, or a file overwritten
 while its video is at a worker, changes a source whose video already left the claim. Every
 ``period_s`` a thread of its own (it stats files: a slow NAS must not slow the main loop)
-compares each in-flight video's source with the size and mtime its record holds (``lstat``
-through the root's :class:`FsGuard` deadline, nothing opened). A source that differs is
+compares the source of each video queued for or at a worker with the size and mtime its
+record holds (``stat`` through the root's :class:`FsGuard` deadline, nothing opened; before
+that, the normalize thread compares the source itself). A source that differs is
 reported as :attr:`Kind.CHANGED`: the claim pool claims it again once it is quiet, and the
 claim makes it a new version of the same video (:meth:`Ledger.version_of`). A video marked
 ``source_changed`` is reported once more when it ends, for its rerun.
@@ -30,7 +31,8 @@ from vidwatch.results.records import Records, State
 
 logger = logging.getLogger(__name__)
 
-WATCHED_STATES = (State.NORMALIZING, State.QUEUED, State.PROCESSING)
+# seen and normalizing: the normalize thread compares the source before and after ffmpeg itself
+WATCHED_STATES = (State.QUEUED, State.PROCESSING)
 _FIELDS = ("state", "path", "size", "mtime_ns", "source_changed")
 
 
