@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -137,3 +138,21 @@ def test_require_mount(require: bool | str, at_start: bool, now: bool, outage: b
     checks.mount_rule("/nas", root_dev=2 if at_start else 1, parent_dev=1, listed=False)
     why = checks.mount_rule("/nas", root_dev=2 if now else 1, parent_dev=1, listed=False)
     assert (why is not None) == outage, why
+
+
+# (errno, words in the reason, the record's failure kind)
+ERRORS = [
+    (errno.ELOOP, "a symbolic link loop (ELOOP)", "unreadable"),
+    (errno.ENOENT, "a broken link (its target does not exist) (ENOENT)", "missing"),
+    (errno.EACCES, "permission denied (EACCES)", "permission"),
+    (errno.EPERM, "permission denied (EPERM)", "permission"),
+    (errno.EIO, "I/O error (EIO)", "unreadable"),
+    (errno.ESTALE, "(ESTALE)", "unreadable"),
+]
+
+
+@pytest.mark.parametrize(("code", "words", "failure"), ERRORS)
+def test_unreadable_names_the_file_and_why(code: int, words: str, failure: str) -> None:
+    error = source.unreadable("/nvr/cam1/a.mp4", OSError(code, os.strerror(code)))
+    assert str(error).startswith("/nvr/cam1/a.mp4: cannot read: ") and words in str(error), str(error)
+    assert error.failure == failure

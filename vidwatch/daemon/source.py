@@ -36,6 +36,7 @@ from vidwatch.daemon.fingerprint import Fingerprint, fingerprint_of
 from vidwatch.errors import SourceError
 from vidwatch.paths import deepest_root
 
+UNKNOWN_STAMP = (-1, -1)  # (size, mtime_ns) of a path that cannot even be lstat'ed
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
@@ -111,7 +112,7 @@ def check(path: str | Path, roots: Sequence[Path]) -> os.stat_result:
     :class:`Refused` or :class:`Unreadable` otherwise (see the module's docstring).
     """
     path = os.fspath(path)
-    link = os.lstat(path)  # FileNotFoundError: gone
+    link = _lstat(path)  # FileNotFoundError: gone
     resolved = os.path.realpath(path)
     if resolved != os.path.abspath(path) and not _inside(resolved, roots):
         raise Refused(f"{path}: a link to {resolved}, outside the watched roots")
@@ -128,7 +129,7 @@ def read(path: str | Path, roots: Sequence[Path]) -> SourceRead:
     """Fingerprint and completeness of ``path`` through one non-blocking descriptor (see the module's docstring)."""
     path = os.fspath(path)
     st = check(path, roots)
-    is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+    is_link = stat.S_ISLNK(_lstat(path).st_mode)
     try:
         fd = os.open(path, _OPEN_FLAGS | (0 if is_link else os.O_NOFOLLOW))
     except FileNotFoundError:
@@ -161,7 +162,10 @@ def stamp(path: str | Path) -> tuple[int, int]:
     Raises :class:`FileNotFoundError` only when nothing is at ``path`` any more.
     """
     path = os.fspath(path)
-    link = os.lstat(path)
+    try:
+        link = _lstat(path)
+    except Unreadable:
+        return UNKNOWN_STAMP  # a folder on the way cannot be searched: the claim says why, once
     try:
         st = os.stat(path) if stat.S_ISLNK(link.st_mode) else link
     except OSError:
@@ -184,8 +188,21 @@ def hint_stat(path: str | Path) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except OSError:
-        st = os.lstat(path)
+        try:
+            st = _lstat(os.fspath(path))
+        except Unreadable:
+            return UNKNOWN_STAMP
     return st.st_size, st.st_mtime_ns
+
+
+def _lstat(path: str) -> os.stat_result:
+    """``lstat``; :class:`FileNotFoundError` when nothing is there, :class:`Unreadable` when it cannot be looked at."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
 
 
 def _inside(resolved: str, roots: Sequence[Path]) -> bool:
