@@ -9,9 +9,7 @@ parent's, is an *outage*: reported (``/readyz``), not watched, nothing in it tre
 deleted, and rescanned once it is mounted again.
 
 A root is a mount point when its device differs from its parent folder's, or when
-``/proc/self/mountinfo`` lists it (a bind mount of a folder of the same filesystem). A root's
-identity includes the id of the mount holding it, so a share unmounted and mounted again
-between two looks is still seen as a new root (its inotify watches died with the old mount).
+``/proc/self/mountinfo`` lists it (a bind mount of a folder of the same filesystem).
 
 >>> checks = RootChecks(require_mount="auto", mount_points=lambda: {"/nas": 40})
 >>> checks.mount_rule("/nas", root_dev=5, parent_dev=5), checks.mount_rule("/nas", root_dev=5, parent_dev=5)
@@ -42,7 +40,10 @@ MOUNTINFO = Path("/proc/self/mountinfo")
 
 
 def mount_points(mountinfo: Path = MOUNTINFO) -> dict[str, int]:
-    """Mount point → id of the mount on top there, in this process's namespace (empty without /proc)."""
+    """Mount point → id of the mount on top there, in this process's namespace (empty without /proc).
+
+    (Mount ids are reused by the kernel: they say which mount is on top now, not whether it is new.)
+    """
     try:
         text = mountinfo.read_text()
     except OSError:
@@ -53,20 +54,6 @@ def mount_points(mountinfo: Path = MOUNTINFO) -> dict[str, int]:
         if len(fields) > 4 and fields[0].isdigit():
             points[_unescape(fields[4])] = int(fields[0])
     return points
-
-
-def mount_id_of(path: str, points: dict[str, int]) -> int:
-    """The id of the mount holding ``path`` (its longest mount point), -1 when unknown.
-
-    >>> mount_id_of("/nas/cam1", {"/": 1, "/nas": 40}), mount_id_of("/nasty", {"/": 1, "/nas": 40})
-    (40, 1)
-    """
-    best, best_id = "", -1
-    for point, mount_id in points.items():
-        inside = path == point or path.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, best_id = point, mount_id
-    return best_id
 
 
 def _unescape(field: str) -> str:
@@ -84,7 +71,7 @@ def _unescape(field: str) -> str:
 class RootLook:
     """One look at a root: its identity (device, inode) when it can be watched, else why not."""
 
-    identity: tuple[int, int, int] | None  # device, inode, mount id
+    identity: tuple[int, int] | None  # device, inode
     why: str | None = None  # None: fine
     missing: bool = False  # not there at all (as opposed to there but unusable)
 
@@ -125,7 +112,7 @@ class RootChecks:
                               listed=str(root) in points or real in points)
         if why is not None:
             return RootLook(None, why)
-        return RootLook((st.st_dev, st.st_ino, mount_id_of(real, points)))
+        return RootLook((st.st_dev, st.st_ino))
 
     def mount_rule(self, root: str, *, root_dev: int, parent_dev: int, listed: bool | None = None) -> str | None:
         """Why ``root`` breaks ``require_mount`` (None: it does not); ``listed``: in mountinfo (None: ask)."""

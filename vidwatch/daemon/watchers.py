@@ -122,7 +122,7 @@ class RootWatchers:
         self.rescan = rescan
         self.observers: dict[Path, Watcher] = {}
         self.errors: dict[Path, str] = {}
-        self._identities: dict[Path, tuple[int, int, int]] = {}
+        self._identities: dict[Path, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ supervision
     def supervise(self) -> None:
@@ -159,7 +159,7 @@ class RootWatchers:
         if observer is not None:
             observer.stop()
 
-    def _ensure(self, root: Path, identity: tuple[int, int, int]) -> None:
+    def _ensure(self, root: Path, identity: tuple[int, int]) -> None:
         observer = self.observers.get(root)
         if observer is not None and observer.is_alive() and self._identities.get(root) == identity:
             return
