@@ -18,9 +18,9 @@ unhealthy (``/healthz``, the systemd watchdog) instead of silently ingesting not
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vidwatch.daemon import source
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 CLAIM_THREADS = 2
 MAX_CLAIMS_IN_FLIGHT = 64
 CLAIM_DEADLINE_S = 60.0  # a claim running longer is stuck (its file reads have a 5 s deadline)
+STOP_S = 15.0  # how long stop() waits for running claims
 
 
 class ClaimPool:
@@ -63,7 +64,9 @@ class ClaimPool:
         self.probe_attempts = config.normalize.probe_attempts
         self.max_in_flight = max_in_flight
         self.tracker = SettleTracker(self.settle_s)
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="claim")
+        self._threads_wanted = threads
+        self._jobs: queue.Queue[tuple[str, bool] | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []  # daemon threads: a wedged one cannot hold up exit
         self._busy: set[str] = set()  # being claimed by a thread
         self._probe_failures: dict[str, int] = {}
         self._not_ready_stats: dict[str, tuple[int, int]] = {}
@@ -90,8 +93,22 @@ class ClaimPool:
             running = [(path, now - started) for path, started in self._running.items()]
         return sorted((item for item in running if item[1] > self.claim_deadline_s), key=lambda item: -item[1])
 
-    def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def stop(self, timeout_s: float = STOP_S) -> None:
+        """Drop the claims not started, let the running ones finish (up to ``timeout_s``; a wedged one is left)."""
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            with self._running_lock:
+                left = sorted(self._running)
+            logger.error("claims: still running at shutdown, left behind: %s", ", ".join(left) or "?")
 
     # ------------------------------------------------------------------ work-item handlers (main loop)
     def touch(self, path: str, now: float) -> None:
@@ -171,7 +188,16 @@ class ClaimPool:
 
     def _start_claim(self, path: str, *, final_attempt: bool) -> None:
         self._busy.add(path)
-        self._executor.submit(self._claim, path, final_attempt)
+        if not self._threads:
+            for index in range(self._threads_wanted):
+                thread = threading.Thread(target=self._work, name=f"claim-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        self._jobs.put((path, final_attempt))
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._claim(*job)
 
     # ------------------------------------------------------------------ claim threads
     def _claim(self, path: str, final_attempt: bool) -> None:
