@@ -273,10 +273,16 @@ class SentinelSet:
     def sentinel(self) -> Sentinel:
         return Sentinel([("127.0.0.1", s.port) for s in self.sentinels], socket_timeout=1.0)
 
-    def primary_port(self) -> int:
-        """The port the sentinels name as the primary."""
-        _, port = self.sentinel().discover_master(self.service)
-        return int(port)
+    def primary_port(self, timeout_s: float = FAILOVER_S) -> int:
+        """The port the sentinels name as the primary (waiting while none is named, mid-fail-over)."""
+
+        def named() -> int:
+            try:
+                return int(self.sentinel().discover_master(self.service)[1])
+            except redis.RedisError:
+                return 0
+
+        return int(wait_until(named, timeout_s=timeout_s, what=f"the sentinels to name a primary for {self.service}"))
 
     def primary(self) -> Server:
         port = self.primary_port()
@@ -286,10 +292,7 @@ class SentinelSet:
         return self.sentinel().master_for(self.service, decode_responses=True, socket_timeout=2.0)
 
     def _promoted(self, old_port: int) -> bool:
-        try:
-            port = self.primary_port()
-        except redis.RedisError:
-            return False
+        port = self.primary_port()
         if port == old_port:
             return False
         try:
