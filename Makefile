@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 run: setup
 	$(BIN)/vidwatch up
 
-test: setup services
+# lint first: a type error or a too-complex function fails before the suite runs
+test: lint services
 	scripts/setup-system.sh --for-tests
 	$(BIN)/pytest
 
@@ -28,8 +29,10 @@ system:
 services:
 	scripts/ensure-services.sh
 
+# ruff (style, complexity: C901 at [tool.ruff.lint.mccabe]) and mypy (with the pydantic plugin)
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var

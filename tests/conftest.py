@@ -1,6 +1,7 @@
 """Fixtures for real services. Each test gets its own Redis prefix and RabbitMQ vhost.
 
-A missing service skips the test locally and fails it in CI (where ``CI`` is set).
+A missing service skips the test locally and fails it in CI (where ``CI`` is set): every
+such skip goes through :func:`tests.helpers.missing`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.helpers import missing
+
 REDIS_URL = os.environ.get("VIDWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_HOST = os.environ.get("VIDWATCH_TEST_AMQP_HOST", "127.0.0.1:5672")
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} is not available")
 
 
 def _port_open(hostport: str) -> bool:
@@ -39,7 +36,7 @@ def _port_open(hostport: str) -> bool:
 def ffmpeg() -> str:
     path = shutil.which("ffmpeg")
     if path is None or shutil.which("ffprobe") is None:
-        _missing("ffmpeg/ffprobe")
+        missing("ffmpeg/ffprobe")
     return path
 
 
@@ -50,7 +47,7 @@ def redis_prefix() -> Iterator[str]:
     try:
         client.ping()
     except redis.RedisError:
-        _missing(f"Redis at {REDIS_URL}")
+        missing(f"Redis at {REDIS_URL}")
     prefix = f"vwtest-{uuid.uuid4().hex[:10]}"
     yield prefix
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -72,13 +69,13 @@ def _rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
 def amqp_url() -> Iterator[str]:
     """A fresh vhost on the shared RabbitMQ, deleted afterwards."""
     if not _port_open(AMQP_HOST):
-        _missing(f"RabbitMQ at {AMQP_HOST}")
+        missing(f"RabbitMQ at {AMQP_HOST}")
     if not (shutil.which("rabbitmqctl") or Path("/usr/sbin/rabbitmqctl").exists()):
-        _missing("rabbitmqctl (to create a test vhost)")
+        missing("rabbitmqctl (to create a test vhost)")
     vhost = f"vwtest-{uuid.uuid4().hex[:10]}"
     created = _rabbitmqctl("add_vhost", vhost)
     if created.returncode != 0:
-        _missing(f"a RabbitMQ vhost ({created.stderr.strip()})")
+        missing(f"a RabbitMQ vhost ({created.stderr.strip()})")
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
     _rabbitmqctl("delete_vhost", vhost)

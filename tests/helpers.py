@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
+
+import pytest
 
 T = TypeVar("T")
+
+
+def missing(what: str, how: str = "") -> NoReturn:
+    """The one way a test says a service or tool is absent: skip locally, fail in CI (where ``CI`` is set).
+
+    ``how``: what installs it, shown in CI's failure (``"apt-get install systemd"``).
+    """
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI" + (f" ({how})" if how else ""))
+    pytest.skip(f"{what} is not available")
 
 
 def wait_for(condition: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.1) -> T:

@@ -88,14 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
-    if args.command == "up":
-        from vidwatch.up import run_up
-
-        return run_up(config, args.config)
-    if args.command == "daemon":
-        from vidwatch.daemon import run_daemon
-
-        return run_daemon(config)
+    if args.command in ("up", "daemon", "submit"):
+        return _daemon_command(args, config)
     if args.command == "worker":
         from vidwatch.tasks.worker import choose_pool, run_worker
 
@@ -117,10 +111,6 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, concurrency, pool=pool)
     if args.command == "tail":
         return _tail(args, config)
-    if args.command == "submit":
-        from vidwatch.daemon.submit import run_submit
-
-        return run_submit(config, args.paths, force=args.force, wait=args.wait, timeout_s=args.timeout)
     if args.command == "query":
         from vidwatch.results.commands import run as run_results_command
 
@@ -130,6 +120,21 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         return run_ops_command(args, config)
     return 2  # argparse only lets known commands through
+
+
+def _daemon_command(args: argparse.Namespace, config: Config) -> int:
+    """``up``, ``daemon`` and ``submit``: each builds the daemon's parts through :mod:`vidwatch.daemon.compose`."""
+    if args.command == "up":
+        from vidwatch.up import run_up
+
+        return run_up(config, args.config)
+    if args.command == "daemon":
+        from vidwatch.daemon import run_daemon
+
+        return run_daemon(config)
+    from vidwatch.daemon.submit import run_submit
+
+    return run_submit(config, args.paths, force=args.force, wait=args.wait, timeout_s=args.timeout)
 
 
 def _tail(args: argparse.Namespace, config: Config) -> int:

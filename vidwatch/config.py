@@ -18,13 +18,22 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from vidwatch.analyzers import AnalyzerConfig
 from vidwatch.errors import ConfigError
-from vidwatch.stages import StageConfig
+from vidwatch.registry import ANALYZER_SETTINGS, STAGE_SETTINGS, PluginSettings
 from vidwatch.timecode import compile_pattern, time_zone
 
 SYSTEM_CONFIG = Path("/etc/vidwatch/vidwatch.toml")
@@ -197,6 +206,37 @@ class RedisConfig(_Section):
 class ApiConfig(_Section):
     listen: str = Field("127.0.0.1:8787", description="HOST:PORT of the HTTP API (port 0: any free port).")
     token: SecretStr | None = Field(None, description="Bearer token for write endpoints; none: they are refused.")
+    read_token: SecretStr | None = Field(
+        None, description="Token for reads (every GET but /healthz, /readyz and /metrics; the status page and "
+        "/docs too), as a bearer token or a Basic-auth password; the write token reads too; none: reads are open.",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=64 * 2**20,
+        description="Largest request body, in bytes; a longer one is answered 413 before it is read or parsed.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names (no port) the API answers besides the listen address's host, localhost, "
+        "127.0.0.1 and ::1, which are always allowed; '*': any Host (turns the DNS-rebinding check off).",
+    )
+
+    @field_validator("token", "read_token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("empty token: set a token, or remove the key to go without one")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        for name in names:
+            bare = name.strip("[]")
+            if not (name == "*" or re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", name)
+                    or (bare.count(":") >= 2 and re.fullmatch(r"[0-9a-f:.]+", bare))):
+                raise ValueError("expected host names or IP addresses without a port, or '*'")
+        return [name.strip("[]").rstrip(".") for name in names]
 
     @field_validator("listen")
     @classmethod
@@ -235,7 +275,7 @@ class EngineConfig(_Section):
         "(from any segment the worker process analyses); it leaves at once when no segment can add one.",
     )
     detectors: list[Literal["motion", "person"]] = Field(
-        default_factory=lambda: ["motion", "person"], description="opencv engine: which classical detectors run."
+        default_factory=lambda: ["motion", "person"],  # type: ignore[arg-type]  # pydantic's stub: list[str] description="opencv engine: which classical detectors run."
     )
     motion_min_area: int = Field(64, ge=1, description="opencv motion: smallest moving blob, in analysed pixels.")
     person_min_score: float = Field(0.5, description="opencv person (HOG): smallest SVM score kept.")
@@ -263,6 +303,33 @@ class EngineConfig(_Section):
     cache_dir: Path | None = Field(
         None, description="tensorrt: where built engines are cached; default: <[paths] state_dir>/engines."
     )
+    queue: Literal["auto", "gpu", "cpu"] = Field(
+        "auto", description="The queue the daemon publishes videos to; auto: gpu when kind is tensorrt, else cpu "
+        "(decided by these settings, not by the daemon host's hardware).",
+    )
+
+    @property
+    def publish_queue(self) -> str:
+        """The analysis queue videos go to (see ``queue``).
+
+        >>> EngineConfig().publish_queue, EngineConfig(kind="tensorrt").publish_queue
+        ('cpu', 'gpu')
+        """
+        if self.queue != "auto":
+            return self.queue
+        return "gpu" if self.kind == "tensorrt" else "cpu"
+
+    @property
+    def configured_kind(self) -> str | None:
+        """The engine kind these settings alone decide; None where only the worker's host can tell
+        (``auto`` with a model: tensorrt where a GPU and TensorRT are present, else onnx).
+
+        >>> EngineConfig().configured_kind, EngineConfig(kind="onnx").configured_kind
+        ('opencv', 'onnx')
+        """
+        if self.kind != "auto":
+            return self.kind
+        return "opencv" if self.model is None else None
 
     @field_validator("motion_regions")
     @classmethod
@@ -377,12 +444,12 @@ class Config(BaseModel):
     api: ApiConfig = Field(default_factory=ApiConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
-    analyzers: list[AnalyzerConfig] = Field(
+    analyzers: Annotated[list[SerializeAsAny[PluginSettings]], BeforeValidator(ANALYZER_SETTINGS.validate)] = Field(
         default_factory=list,
         description="Optional per-frame analyzers, one [[analyzers]] table each, chosen by `type` "
         "(edges, lines, sharpness, ground); their findings go to the summary's `analyzers` field.",
     )
-    stages: list[StageConfig] = Field(
+    stages: Annotated[list[SerializeAsAny[PluginSettings]], BeforeValidator(STAGE_SETTINGS.validate)] = Field(
         default_factory=list,
         description="Optional crop stages, one [[stages]] table each, chosen by `type` (dominant_colour, "
         "http_forward); run at summary time on each track's best crop, their fields go to that track's entry.",

@@ -15,12 +15,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import redis
-from kombu import Connection
 
+from vidwatch.broker import broker_answers
 from vidwatch.errors import ConfigError, VidwatchError
 from vidwatch.procs import spawn, stop
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["PrivateService", "broker_answers", "redis_answers", "start_rabbitmq", "start_redis"]
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 REDIS_START_S = 20.0
@@ -42,23 +44,6 @@ def redis_answers(url: str, timeout_s: float = 2.0) -> bool:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
         return bool(client.ping())
     except redis.RedisError:
-        return False
-
-
-def broker_answers(url: str, timeout_s: float = 3.0) -> bool:
-    try:
-        with Connection(url, connect_timeout=timeout_s) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "does not answer"
-        return False
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
         return False
 
 

@@ -1,78 +1,90 @@
-"""`vidwatch up`: everything on one machine — services if needed, the daemon, one worker."""
+"""`vidwatch up`: everything on one machine — services if needed, the daemon (in this process), one worker."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from vidwatch.config import Config
+from vidwatch.daemon.serve import DaemonService, stop_on_signals
 from vidwatch.procs import spawn, stop
 from vidwatch.services import PrivateService, broker_answers, redis_answers, start_rabbitmq, start_redis
 
 logger = logging.getLogger(__name__)
 
-DAEMON_STOP_S = 15.0
 WORKER_WARM_STOP_S = 10.0
 WORKER_COLD_STOP_S = 5.0
 
 
 def run_up(config: Config, config_file: str | None) -> int:
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logger.info("up: %s received; stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    """Services if none answers, one worker (a child process), and the daemon with its API in this process."""
     services: list[PrivateService] = []
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    code = 0
+    stopping = threading.Event()
+    stop_on_signals(stopping, "up")
+    worker: _Worker | None = None
     try:
         config.paths.state_dir.mkdir(parents=True, exist_ok=True)
         for root in config.watch.roots:
             root.mkdir(parents=True, exist_ok=True)
-        redis_url = config.redis.url.get_secret_value()
-        if not redis_answers(redis_url):
-            services.append(start_redis(redis_url, config.paths.state_dir))
-        broker_url = config.broker.url.get_secret_value()
-        if not broker_answers(broker_url):
-            services.append(start_rabbitmq(broker_url, config.paths.state_dir))
-        base = [sys.executable, "-m", "vidwatch"]
+        services = _start_services(config)
         extra = ["-c", config_file] if config_file else []
-        env = dict(os.environ)
-        children["daemon"] = spawn([*base, "daemon", *extra], env=env)
-        children["worker"] = spawn([*base, "worker", *extra], env=env)
+        child = worker = _Worker([sys.executable, "-m", "vidwatch", "worker", *extra])  # before any thread of ours
+        daemon = DaemonService(config)
+        stop_on_signals(daemon.stop_event, "up")  # from here on, a signal ends the daemon's loop
+        if stopping.is_set():
+            return 0
         _banner(config)
-        while not stopping.is_set():
-            for name, proc in children.items():
-                if proc.poll() is not None:
-                    logger.error("up: %s exited with %s; stopping everything", name, proc.returncode)
-                    code = 1
-                    stopping.set()
-            stopping.wait(0.5)
+        daemon.run(after_tick=lambda: child.check(daemon.stop_event), before_stop=child.stop_soon)
+        return child.exit_code
     finally:
-        # Both at once. The worker: warm shutdown first, then cold (its unacknowledged task
-        # goes back to the queue and is redelivered on the next start).
-        steps = {
-            "daemon": ((signal.SIGTERM, DAEMON_STOP_S),),
-            "worker": ((signal.SIGTERM, WORKER_WARM_STOP_S), (signal.SIGQUIT, WORKER_COLD_STOP_S)),
-        }
-        stoppers = [
-            threading.Thread(target=stop, args=(proc, name, steps[name])) for name, proc in children.items()
-        ]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join()
+        if worker is not None:
+            worker.stop_soon()
+            worker.wait_stopped()
         for service in reversed(services):
             service.stop()
-    return code
+
+
+class _Worker:
+    """`vidwatch worker` as a child: watched from the daemon's loop, stopped beside the daemon."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = spawn(args, env=dict(os.environ))
+        self.exit_code = 0
+        self._stopper: threading.Thread | None = None
+
+    def check(self, stop: threading.Event) -> None:
+        """After each tick: a worker that exited stops everything."""
+        if self.proc.poll() is not None and not stop.is_set():
+            logger.error("up: worker exited with %s; stopping everything", self.proc.returncode)
+            self.exit_code = 1
+            stop.set()
+
+    def stop_soon(self) -> None:
+        """Warm shutdown first, then cold (its unacknowledged task goes back to the queue and is
+        redelivered on the next start), in a thread: the daemon stops meanwhile."""
+        if self._stopper is None:
+            steps = ((signal.SIGTERM, WORKER_WARM_STOP_S), (signal.SIGQUIT, WORKER_COLD_STOP_S))
+            self._stopper = threading.Thread(target=stop, args=(self.proc, "worker", steps), name="stop-worker")
+            self._stopper.start()
+
+    def wait_stopped(self) -> None:
+        if self._stopper is not None:
+            self._stopper.join()
+
+
+def _start_services(config: Config) -> list[PrivateService]:
+    services = []
+    redis_url = config.redis.url.get_secret_value()
+    if not redis_answers(redis_url):
+        services.append(start_redis(redis_url, config.paths.state_dir))
+    broker_url = config.broker.url.get_secret_value()
+    if not broker_answers(broker_url):
+        services.append(start_rabbitmq(broker_url, config.paths.state_dir))
+    return services
 
 
 def _banner(config: Config) -> None:

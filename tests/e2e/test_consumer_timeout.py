@@ -23,7 +23,7 @@ from kombu import Connection
 
 from tests.conftest import free_port
 from tests.e2e.processes import Proc
-from tests.helpers import moving_square_clip, wait_for
+from tests.helpers import missing, moving_square_clip, wait_for
 from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError
 from vidwatch.results.keys import Keys
@@ -50,7 +50,7 @@ def broker_url(tmp_path: Path) -> Iterator[str]:
             "consumer_timeout": CONSUMER_TIMEOUT_MS, "channel_tick_interval": CHANNEL_TICK_MS,
         })
     except ConfigError as exc:
-        pytest.skip(str(exc))
+        missing(f"a private RabbitMQ ({exc})", "apt-get install rabbitmq-server")
     try:
         yield url
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.api_fixtures import serve
+from tests.helpers import missing
 
 pytestmark = pytest.mark.e2e
 
@@ -25,9 +25,7 @@ CHROMIUM_FLAGS = [
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (apt-get install chromium)")
-        pytest.skip("chromium is not installed")
+        missing("chromium", "apt-get install chromium")
     return path
 
 

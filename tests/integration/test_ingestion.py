@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.e2e.processes import Proc
-from tests.helpers import moving_square_clip, wait_for
+from tests.helpers import missing, moving_square_clip, wait_for
 from tests.integration.test_daemon import events, running
 from vidwatch.config import Config, load_config
 from vidwatch.results.keys import Keys
@@ -142,7 +142,7 @@ def test_redis_down_for_a_while_loses_nothing(site: dict, tiny_ts: Path, tmp_pat
 
     binary = _shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed")
+        missing("redis-server", "apt-get install redis-server")
     port = free_port()
     folder = tmp_path / "redis"
     folder.mkdir()

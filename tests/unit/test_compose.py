@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from tests.helpers import missing
 from vidwatch.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compose_services_and_their_configuration() -> None:
-    yaml = pytest.importorskip("yaml")
+    try:
+        import yaml
+    except ImportError:
+        missing("PyYAML (to read docker-compose.yml)", "pip install pyyaml")
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) >= {"daemon", "worker", "rabbitmq", "redis", "redisinsight"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vidwatch.engines import Detection
-from vidwatch.results.crops import BestCrops, merge, sharpness
+from vidwatch.results.crops import BestCrops, sharpness
 
 
 def textured(seed: int, shape: tuple[int, int] = (360, 640)) -> np.ndarray:
@@ -86,22 +86,6 @@ def test_candidates_that_cannot_win_are_not_measured() -> None:
     for i in range(50):  # smaller or less confident: their bound is below the best's quality
         crops.add(frame, 0.2 * (i + 1), [det(1, (100, 100, 150, 150), 0.95), det(1, (100, 100, 300, 300), 0.05)])
     assert crops.measured == 1
-
-
-def test_merge_joins_tracks_and_removes_the_losing_files(tmp_path: Path) -> None:
-    files = {name: tmp_path / f"{name}.jpg" for name in ("a1", "a2", "b7", "b8")}
-    for path in files.values():
-        path.write_bytes(b"jpeg")
-    a = {1: {"path": str(files["a1"]), "score": 5.0}, 2: {"path": str(files["a2"]), "score": 1.0}}
-    b = {"7": {"path": str(files["b7"]), "score": 2.0}, "8": {"path": str(files["b8"]), "score": 3.0}}
-    merged = merge(a, b, {7: 1, 8: 2}, remove_losers=True)
-    assert {k: Path(v["path"]).name for k, v in merged.items()} == {1: "a1.jpg", 2: "b8.jpg"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a1.jpg", "b8.jpg"]
-
-
-def test_merge_keeps_unmapped_tracks() -> None:
-    merged = merge({1: {"path": "x", "score": 1.0}}, {5: {"path": "y", "score": 1.0}}, {})
-    assert sorted(merged) == [1, 5]
 
 
 def test_bad_parameters_are_refused() -> None:

@@ -33,7 +33,7 @@ def test_candidates(path: str, candidate: bool) -> None:
         (None, "/nas/cam1/2026-11-24/12-00-00.mp4", "cam1"),
         (None, "/nas/lobby.mp4", "default"),
         (None, "/nas/deep/cam9/x.mp4", "cam9"),  # the deepest root wins
-        (None, "/nas/front door/x.mp4", "front_door"),  # safe for a key name
+        (None, "/nas/front door/x.mp4", "front%20door"),  # safe for a key name, and distinct (issue 13)
         (r"^site-\w+/(?P<camera>[^/]+)/", "/nas/site-a/gate/x.mp4", "gate"),
         (r"^site-\w+/(?P<camera>[^/]+)/", "/nas/other/x.mp4", "default"),
     ],

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.fakes.clock import FakeClock
 from vidwatch.config import load_config
 from vidwatch.errors import ConfigError
 from vidwatch.stages import (
@@ -27,7 +28,7 @@ from vidwatch.stages import (
     registered,
 )
 from vidwatch.stages.colour import dominant
-from vidwatch.stages.http_forward import FakeClock, HttpForward, TokenBucket
+from vidwatch.stages.http_forward import HttpForward, TokenBucket
 
 CONTEXT = Context(camera="cam1", video_id="v123")
 

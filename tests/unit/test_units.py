@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing
 from vidwatch.config import load_config
 from vidwatch.ops.units import Install, render, write_units
 
@@ -18,9 +19,7 @@ from vidwatch.ops.units import Install, render, write_units
 def analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is required in CI (apt-get install systemd)")
-        pytest.skip("systemd-analyze is not installed")
+        missing("systemd-analyze", "apt-get install systemd")
     return path
 
 

@@ -6,29 +6,27 @@ every decoded frame (``observe``, before the motion gate), may annotate each fra
 detections in source pixels (``annotate``), and reports one JSON-able ``summary()`` per
 video, which lands in the summary entry's ``analyzers`` field.
 
-This package imports neither :mod:`vidwatch.config` nor the engines at run time, so the
-configuration can import the settings models.
+Registering a plugin (``register("edges", EdgesSettings)``) also registers its settings
+model in :data:`vidwatch.registry.ANALYZER_SETTINGS`, through which the configuration
+validates ``[[analyzers]]`` tables without importing this package itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from vidwatch.registry import Registry
+from vidwatch.registry import ANALYZER_SETTINGS, PluginSettings, Registry
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 
-class AnalyzerSettings(BaseModel):
+class AnalyzerSettings(PluginSettings):
     """Base of every analyzer's settings: unknown keys are refused, values frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -52,22 +50,18 @@ class Analyzer(Protocol):
         """What this analyzer found over the whole video."""
 
 
-Factory = Callable[[AnalyzerSettings, Context], Analyzer]
-_REGISTRY: Registry[Factory] = Registry("analyzer")
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type``; a duplicate is an error."""
-    return _REGISTRY.register(name)
+Factory = Callable[[Any, Context], Analyzer]  # takes its own settings model
+_REGISTRY: Registry[Factory] = Registry("analyzer", settings=ANALYZER_SETTINGS)
+register = _REGISTRY.register  # register("name", Settings)(factory): a duplicate is an error
 
 
 def registered() -> list[str]:
     return _REGISTRY.names()
 
 
-def build(settings: list[AnalyzerSettings], context: Context) -> list[Analyzer]:
+def build(settings: Sequence[PluginSettings], context: Context) -> list[Analyzer]:
     """One fresh analyzer per configured ``[[analyzers]]`` table, in order."""
-    return [_REGISTRY[s.type](s, context) for s in settings]  # type: ignore[attr-defined]
+    return [_REGISTRY[s.type](s, context) for s in settings]
 
 
 def grey(frame: np.ndarray) -> np.ndarray:

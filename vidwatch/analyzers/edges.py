@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from vidwatch.analyzers.base import AnalyzerSettings, Context, grey, register
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 
 class EdgesSettings(AnalyzerSettings):
@@ -57,4 +57,4 @@ class EdgeDensity:
         }
 
 
-register("edges")(EdgeDensity)
+register("edges", EdgesSettings)(EdgeDensity)

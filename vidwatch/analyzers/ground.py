@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 from vidwatch.analyzers.base import AnalyzerSettings, Context, register
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 MIN_W = 1e-9  # a point this close to the horizon line has no ground position
 
@@ -93,4 +93,4 @@ class GroundProjection:
         return {"homography": self.matrix is not None, "projected": self.projected}
 
 
-register("ground")(GroundProjection)
+register("ground", GroundSettings)(GroundProjection)

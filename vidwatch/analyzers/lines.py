@@ -11,7 +11,7 @@ from pydantic import Field
 from vidwatch.analyzers.base import AnalyzerSettings, Context, grey, register
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 CANNY_LOW, CANNY_HIGH = 50, 150
 ORIENTATION_TOLERANCE_DEG = 15.0
@@ -78,4 +78,4 @@ class HoughLines:
         }
 
 
-register("lines")(HoughLines)
+register("lines", LinesSettings)(HoughLines)

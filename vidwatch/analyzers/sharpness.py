@@ -22,7 +22,7 @@ from pydantic import Field
 from vidwatch.analyzers.base import AnalyzerSettings, Context, grey, intervals, register
 
 if TYPE_CHECKING:
-    from vidwatch.engines.base import Detection
+    from vidwatch.detection import Detection
 
 ANALYSIS_SIDE = 256  # frames are measured at this long side: cheap, and comparable across resolutions
 HIGH_BAND = 0.25  # cycles per pixel: half the Nyquist frequency
@@ -43,7 +43,7 @@ class SharpnessSettings(AnalyzerSettings):
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
-    image = grey(frame).astype(np.float32)  # before resizing: rounding would erase sensor noise
+    image: np.ndarray = grey(frame).astype(np.float32)  # before resizing: rounding would erase sensor noise
     scale = ANALYSIS_SIDE / max(image.shape)
     if scale < 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -104,4 +104,4 @@ class Sharpness:
         return out
 
 
-register("sharpness")(Sharpness)
+register("sharpness", SharpnessSettings)(Sharpness)

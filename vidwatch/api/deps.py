@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from fastapi import Request
 from vidwatch.api.errors import ApiError
 from vidwatch.config import Config
 from vidwatch.results.keys import Keys
+from vidwatch.status import DaemonStatus
 
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _VIDEO_ID = re.compile(VIDEO_ID_PATTERN)
@@ -26,16 +28,18 @@ class DaemonView(Protocol):
     client: redis.Redis
     keys: Keys
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> DaemonStatus | Mapping[str, Any]:
+        """A :class:`DaemonStatus` (its dict form still accepted: read it with ``DaemonStatus.coerce``)."""
 
     def submit(self, path: str | Path) -> str: ...
 
 
 def daemon_of(request: Request) -> DaemonView:
-    return request.app.state.daemon  # type: ignore[no-any-return]
+    daemon: DaemonView = request.app.state.daemon
+    return daemon
 
 
 def checked_video_id(video_id: str) -> str:
     if not _VIDEO_ID.match(video_id):
-        raise ApiError(400, f"video_id: expected letters, digits, '.', '_' or '-', got {video_id!r}")
+        raise ApiError(400, "video_id: expected 1 to 64 letters, digits, '.', '_' or '-'")
     return video_id

@@ -13,8 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
 import redis
 from fastapi import APIRouter, Request
@@ -32,9 +32,11 @@ from prometheus_client.registry import Collector
 
 from vidwatch.ops.queues import QueueDepth
 from vidwatch.ops.snapshot import in_flight, live_workers, throughput
+from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import group_lags
-from vidwatch.results.records import STATES
+from vidwatch.results.records import State, classify_failure
+from vidwatch.status import DaemonStatus
 from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
@@ -42,36 +44,21 @@ router = APIRouter(tags=["operations"])
 
 EVENTS_PER_SCRAPE = 20_000
 _BATCH = 1000
-STAGES = ("probe", "normalize", "analyze", "ingest", "publish", "submit")
-# (words in the failure text, reason label): the first match wins; bounded label values
-REASONS = (
-    ("not a video", "not_a_video"), ("empty file", "empty_file"), ("truncated", "truncated"),
-    ("moov atom", "truncated"), ("time limit", "timeout"), ("timed out", "timeout"), ("timeout", "timeout"),
-    ("disappeared", "source_gone"), ("changed before", "source_changed"), ("missing", "missing"),
-    ("unreachable", "unreachable"), ("permission", "permission"), ("cannot read", "unreadable"),
-    ("internal error", "internal"), ("engine", "engine"),
-)
 
 
 def failure_labels(detail: str) -> tuple[str, str]:
-    """(stage, reason) of a failure text, both from small fixed sets.
+    """Deprecated (kept for its callers; metrics read the record's labels): (stage, reason) of a failure text.
 
     >>> failure_labels("normalize: cam1/a.mp4: truncated (moov atom not found)")
     ('normalize', 'truncated')
-    >>> failure_labels("something else")
-    ('other', 'other')
     """
-    head = detail.split(":", 1)[0].strip().lower()
-    stage = head if head in STAGES else "other"
-    lowered = detail.lower()
-    reason = next((label for words, label in REASONS if words in lowered), "other")
-    return stage, reason
+    return classify_failure(detail)
 
 
 class Metrics:
     """The registry behind /metrics, fed by :meth:`scrape` and :meth:`timed`."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], dict[str, Any]],
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus | Mapping[str, Any]],
                  queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
         self.client = client
         self.keys = keys
@@ -121,19 +108,19 @@ class Metrics:
     def _read_events(self) -> None:
         read = 0
         while read < EVENTS_PER_SCRAPE:
-            entries = self.client.xrange(self.keys.events, min=f"({self._last_id}", count=_BATCH)
-            for entry_id, fields in entries:
+            batch = entries(self.client.xrange(self.keys.events, min=f"({self._last_id}", count=_BATCH))
+            for entry_id, fields in batch:
                 self._count(fields)
                 self._last_id = entry_id
-            read += len(entries)
-            if len(entries) < _BATCH:
+            read += len(batch)
+            if len(batch) < _BATCH:
                 return
 
     def _count(self, fields: dict[str, str]) -> None:
         kind = fields.get("type", "")
         self.events.labels(kind).inc()
         if kind == "failed":
-            self.failures.labels(*failure_labels(fields.get("detail", ""))).inc()
+            self.failures.labels(*self._failure_of(fields)).inc()
             return
         if kind not in ("normalized", "done"):
             return
@@ -152,8 +139,23 @@ class Metrics:
             if isinstance(detail.get("batch_fill"), int | float):
                 self.batch_fill.observe(detail["batch_fill"])
 
+    def _failure_of(self, event: dict[str, str]) -> tuple[str, str]:
+        """(stage, reason) labels of a ``failed`` event: its own fields, else its video record's."""
+        stage, reason = event.get("failure_stage"), event.get("failure_kind")
+        if not (stage and reason):
+            key = self.keys.video(event.get("video_id", ""))
+            stored = cast(list[str | None], self.client.hmget(key, ["failure_stage", "failure_kind"]))
+            stage, reason = stored[0] or stage, stored[1] or reason
+        return stage or "other", reason or "other"
+
+    def publish_confirmed(self, seconds: float) -> None:
+        """:class:`vidwatch.status.PublishMetrics`: one publish confirmed after ``seconds``."""
+        self.publish_seconds.observe(seconds)
+
     def time_publishes(self, publisher: Any) -> None:
-        """Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
+        """Deprecated: give the Publisher this object as its ``PublishMetrics`` instead.
+
+        Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
 
         Wraps the one Publisher object in place, so every holder of it (the daemon, its
         ingestor) is timed.
@@ -170,7 +172,7 @@ class Metrics:
 
 
 class _Gauges(Collector):
-    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], dict[str, Any]],
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus | Mapping[str, Any]],
                  queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
         self.client = client
         self.keys = keys
@@ -191,39 +193,39 @@ class _Gauges(Collector):
             yield up
 
     def _daemon(self) -> Iterator[Metric]:
-        status = self.status()
-        for name, text in (
-            ("settling", "Files waiting to settle"),
-            ("claiming", "Settled files being fingerprinted, probed and claimed"),
-            ("videos_in_progress", "Videos this daemon is normalizing or publishing"),
-            ("publish_retries", "Videos waiting for the broker to confirm"),
+        status = DaemonStatus.coerce(self.status())
+        for name, text, value in (
+            ("settling", "Files waiting to settle", status.settling),
+            ("claiming", "Settled files being fingerprinted, probed and claimed", status.claiming),
+            ("videos_in_progress", "Videos this daemon is normalizing or publishing", status.videos_in_progress),
+            ("publish_retries", "Videos waiting for the broker to confirm", status.publish_retries),
         ):
             gauge = GaugeMetricFamily(f"vidwatch_daemon_{name}", text)
-            gauge.add_metric([], float(status.get(name, 0)))
+            gauge.add_metric([], float(value))
             yield gauge
-        pollers = status.get("pollers", {})
+        pollers = status.pollers
         if pollers:
             seconds = GaugeMetricFamily("vidwatch_poll_pass_seconds", "Duration of a root's last polling pass",
                                         labels=["root"])
             stats = GaugeMetricFamily("vidwatch_poll_pass_folder_stats", "Folders stat()ed in the last pass",
                                       labels=["root"])
             for root, info in pollers.items():
-                seconds.add_metric([root], float(info.get("seconds", 0.0)))
-                stats.add_metric([root], float(info.get("folder_stats", 0)))
+                seconds.add_metric([root], info.seconds)
+                stats.add_metric([root], float(info.folder_stats))
             yield seconds
             yield stats
         observers = GaugeMetricFamily(
             "vidwatch_observer_alive", "A root's observer is alive (1) or not", labels=["root"]
         )
-        for root, alive in status.get("observers", {}).items():
+        for root, alive in status.observers.items():
             observers.add_metric([root], 1.0 if alive else 0.0)
-        for root in status.get("root_errors", {}):
+        for root in status.root_errors:
             observers.add_metric([root], 0.0)
         yield observers
         age = GaugeMetricFamily("vidwatch_daemon_loop_age_seconds", "Seconds since the main loop last ticked")
-        age.add_metric([], float(status.get("loop_age_s", 0.0)))
+        age.add_metric([], status.loop_age_s)
         yield age
-        yield from _normalize_metrics(status.get("normalize") or {})
+        yield from _normalize_metrics(status.normalize)
 
     def _queues(self) -> Iterator[Metric]:
         depths = self.queues()
@@ -258,7 +260,7 @@ class _Gauges(Collector):
 
     def _redis(self) -> Iterator[Metric]:
         yield from self._lags()
-        counts = dict.fromkeys(STATES[:4], 0)
+        counts = {state.value: 0 for state in State.in_flight()}
         for row in in_flight(self.client, self.keys):
             counts[row["state"]] = counts.get(row["state"], 0) + 1
         videos = GaugeMetricFamily("vidwatch_videos", "Videos by state (done: indexed videos)", labels=["state"])
@@ -293,9 +295,9 @@ class _Gauges(Collector):
             "vidwatch_worker_frames_per_second", "Frames/s of each analysing process's newest video",
             labels=["worker", "engine"],
         )
-        for worker, info in throughput(self.client, self.keys).items():
+        for process, info in throughput(self.client, self.keys).items():
             if info["fps"] is not None:
-                fps.add_metric([worker, str(info["engine"])], info["fps"])
+                fps.add_metric([process, str(info["engine"])], info["fps"])
         yield fps
         up = GaugeMetricFamily("vidwatch_redis_up", "Redis answered this scrape")
         up.add_metric([], 1.0)
@@ -313,7 +315,7 @@ def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _normalize_metrics(snapshot: dict[str, Any]) -> Iterator[Metric]:
+def _normalize_metrics(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
     """The normalizer's own counters (kept in the daemon process)."""
     if not snapshot:
         return

@@ -7,6 +7,7 @@ it in, so the page works without scripts too (it is rendered whole on first load
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -16,6 +17,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from vidwatch.api.deps import daemon_of
 from vidwatch.ops.snapshot import Snapshot, take_snapshot
+from vidwatch.status import DaemonStatus
+from vidwatch.textsafe import printable
 
 router = APIRouter(tags=["status"])
 REFRESH_S = 5
@@ -79,26 +82,45 @@ def _ago(ts: float | None, now: float) -> str:
     return f"{seconds // 3600} h ago"
 
 
-def render_panel(snap: Snapshot, daemon_status: dict[str, Any]) -> str:
-    e = escape
-    now = snap.taken_at
-    out: list[str] = ['<div class="cards">']
+def _e(value: object) -> str:
+    """HTML-escaped, with control characters and bidi overrides shown as escapes."""
+    return escape(printable(value))
+
+
+def render_panel(snap: Snapshot, daemon_status: DaemonStatus | Mapping[str, Any]) -> str:
+    """The status page's panel: cards, queues, workers, roots, in-flight, recent videos, failures."""
+    status = DaemonStatus.coerce(daemon_status)
+    sections = (_cards(snap, status), _queues(snap), _workers(snap), _roots(status), _in_flight(snap),
+                _recent(snap), _failures(snap))
+    return "".join(part for section in sections for part in section)
+
+
+def _cards(snap: Snapshot, status: DaemonStatus) -> list[str]:
+    e = _e
+    out = ['<div class="cards">']
     for state, count in snap.backlog.items():
         out.append(f'<div class="card" data-state="{e(state)}"><b>{count}</b>{e(state)}</div>')
     out.append(f'<div class="card"><b>{snap.done_indexed}</b>done</div>')
-    out.append(f'<div class="card"><b>{daemon_status.get("settling", 0)}</b>settling</div>')
+    out.append(f'<div class="card"><b>{status.settling}</b>settling</div>')
     out.append("</div>")
+    return out
 
-    out.append("<h2>Queues</h2>")
+
+def _queues(snap: Snapshot) -> list[str]:
+    e = _e
+    out = ["<h2>Queues</h2>"]
     if isinstance(snap.queues, str):
-        out.append(f'<p class="bad">{e(snap.queues)}</p>')
-    else:
-        out.append("<table><tr><th>queue</th><th>messages</th><th>consumers</th></tr>")
-        for name, q in snap.queues.items():
-            out.append(f'<tr data-queue="{e(name)}"><td>{e(name)}</td><td>{q.messages}</td><td>{q.consumers}</td></tr>')
-        out.append("</table>")
+        return [*out, f'<p class="bad">{e(snap.queues)}</p>']
+    out.append("<table><tr><th>queue</th><th>messages</th><th>consumers</th></tr>")
+    for name, q in snap.queues.items():
+        out.append(f'<tr data-queue="{e(name)}"><td>{e(name)}</td><td>{q.messages}</td><td>{q.consumers}</td></tr>')
+    out.append("</table>")
+    return out
 
-    out.append("<h2>Workers</h2>")
+
+def _workers(snap: Snapshot) -> list[str]:
+    e = _e
+    out = ["<h2>Workers</h2>"]
     if snap.workers:
         out.append("<table><tr><th>worker</th><th>queues</th><th>engine</th><th>pid</th></tr>")
         for w in snap.workers:
@@ -111,58 +133,67 @@ def render_panel(snap: Snapshot, daemon_status: dict[str, Any]) -> str:
         out.append('<p class="muted">frames/s of each process\'s newest video: ' + ", ".join(
             f"{e(name)} {info['fps'] if info['fps'] is not None else '?'} ({e(str(info['engine']))})"
             for name, info in snap.throughput.items()) + "</p>")
-
-    observers = daemon_status.get("observers", {})
-    problems = [f"{root}: observer dead" for root, ok in observers.items() if not ok]
-    problems += [f"{root}: {why}" for root, why in daemon_status.get("root_errors", {}).items()]
-    out.append("<h2>Roots</h2>")
-    out.append("".join(f'<p class="bad">{e(p)}</p>' for p in problems)
-               or f'<p class="ok">{len(observers)} root(s) watched</p>')
-
-    out.append(f"<h2>In flight ({len(snap.in_flight)})</h2>")
-    if snap.in_flight:
-        out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
-        for row in snap.in_flight[:50]:
-            pct = round(row["progress"] * 100)
-            out.append(
-                f"<tr><td title=\"{e(row['path'])}\"><code>{e(row['video_id'])}</code></td><td>{e(row['camera'])}</td>"
-                f"<td>{e(row['state'])}</td><td><progress max=\"100\" value=\"{pct}\">{pct}%</progress></td>"
-                f"<td>{_ago(row['since'], now)}</td></tr>"
-            )
-        out.append("</table>")
-    else:
-        out.append('<p class="muted">nothing in flight</p>')
-
-    out.append("<h2>Recent videos</h2>")
-    if snap.recent:
-        out.append("<table><tr><th></th><th>camera</th><th>recorded</th><th>state</th><th>timeline</th>"
-                   "<th>path</th></tr>")
-        for row in snap.recent:
-            vid = e(row["video_id"])
-            out.append(
-                f'<tr class="video" data-video="{vid}">'
-                f'<td><img class="thumb" alt="" src="/videos/{vid}/thumbnail" onerror="this.remove()"></td>'
-                f"<td>{e(row['camera'])}</td><td>{_when(row['start_ts'])}</td><td>{e(row['state'])}</td>"
-                f'<td><img alt="timeline" src="/videos/{vid}/timeline.svg" width="400"></td>'
-                f"<td><code>{e(row['path'])}</code></td></tr>"
-            )
-        out.append("</table>")
-    else:
-        out.append('<p class="muted">no video analysed yet</p>')
-
-    out.append(f"<h2>Recent failures ({len(snap.failures)})</h2>")
-    if snap.failures:
-        out.append("<table><tr><th>when</th><th>path</th><th>reason</th></tr>")
-        for f in snap.failures:
-            out.append(f'<tr class="failure"><td>{_ago(f["ts"], now)}</td><td><code>{e(f["path"])}</code></td>'
-                       f'<td class="bad">{e(f["reason"])}</td></tr>')
-        out.append("</table>")
-    else:
-        out.append('<p class="ok">no recent failure</p>')
-    return "".join(out)
+    return out
 
 
-def _snapshot(request: Request) -> tuple[Snapshot, dict[str, Any]]:
+def _roots(status: DaemonStatus) -> list[str]:
+    problems = [f"{root}: observer dead" for root, ok in status.observers.items() if not ok]
+    problems += [f"{root}: {why}" for root, why in status.root_errors.items()]
+    return ["<h2>Roots</h2>", "".join(f'<p class="bad">{escape(p)}</p>' for p in problems)
+            or f'<p class="ok">{len(status.observers)} root(s) watched</p>']
+
+
+def _in_flight(snap: Snapshot) -> list[str]:
+    e = _e
+    out = [f"<h2>In flight ({len(snap.in_flight)})</h2>"]
+    if not snap.in_flight:
+        return [*out, '<p class="muted">nothing in flight</p>']
+    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
+    for row in snap.in_flight[:50]:
+        pct = round(row["progress"] * 100)
+        out.append(
+            f"<tr><td title=\"{e(row['path'])}\"><code>{e(row['video_id'])}</code></td><td>{e(row['camera'])}</td>"
+            f"<td>{e(row['state'])}</td><td><progress max=\"100\" value=\"{pct}\">{pct}%</progress></td>"
+            f"<td>{_ago(row['since'], snap.taken_at)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
+def _recent(snap: Snapshot) -> list[str]:
+    e = _e
+    out = ["<h2>Recent videos</h2>"]
+    if not snap.recent:
+        return [*out, '<p class="muted">no video analysed yet</p>']
+    out.append("<table><tr><th></th><th>camera</th><th>recorded</th><th>state</th><th>timeline</th>"
+               "<th>path</th></tr>")
+    for row in snap.recent:
+        vid = e(row["video_id"])
+        out.append(
+            f'<tr class="video" data-video="{vid}">'
+            f'<td><img class="thumb" alt="" src="/videos/{vid}/thumbnail" onerror="this.remove()"></td>'
+            f"<td>{e(row['camera'])}</td><td>{_when(row['start_ts'])}</td><td>{e(row['state'])}</td>"
+            f'<td><img alt="timeline" src="/videos/{vid}/timeline.svg" width="400"></td>'
+            f"<td><code>{e(row['path'])}</code></td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
+def _failures(snap: Snapshot) -> list[str]:
+    e = _e
+    out = [f"<h2>Recent failures ({len(snap.failures)})</h2>"]
+    if not snap.failures:
+        return [*out, '<p class="ok">no recent failure</p>']
+    out.append("<table><tr><th>when</th><th>path</th><th>reason</th></tr>")
+    for f in snap.failures:
+        out.append(f'<tr class="failure"><td>{_ago(f["ts"], snap.taken_at)}</td><td><code>{e(f["path"])}</code></td>'
+                   f'<td class="bad">{e(f["reason"])}</td></tr>')
+    out.append("</table>")
+    return out
+
+
+def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus | Mapping[str, Any]]:
     daemon = daemon_of(request)
     return take_snapshot(daemon.client, daemon.keys, request.app.state.queues), daemon.status()
 
@@ -184,4 +215,5 @@ def panel(request: Request) -> HTMLResponse:
 @router.get("/status", summary="Backlog, queues, workers, in-flight videos, failures (JSON)")
 def status_json(request: Request) -> JSONResponse:
     snap, status = _snapshot(request)
-    return JSONResponse({**snap.as_json(), "daemon": status})
+    daemon = status.to_dict() if isinstance(status, DaemonStatus) else dict(status)
+    return JSONResponse({**snap.as_json(), "daemon": daemon})

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import uvicorn
-from kombu import Connection
 
 from vidwatch.api.app import Check, create_app
 from vidwatch.api.deps import DaemonView
+from vidwatch.broker import broker_check
 from vidwatch.config import Config
+from vidwatch.filesystems import spool_space
 from vidwatch.ops.snapshot import live_workers, workers_by_queue
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import lag_report
+from vidwatch.status import DaemonStatus
 from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
 
 BROKER_CHECK_TTL_S = 5.0
-SPOOL_MIN_FREE_BYTES = 512 * 1024**2
 
 
 class BrokerCheck:
@@ -38,12 +37,7 @@ class BrokerCheck:
         with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < BROKER_CHECK_TTL_S:
                 return self._cached[1]
-            try:
-                with Connection(self.url, connect_timeout=3) as conn:
-                    conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
-                    result: tuple[bool, Any] = (True, "connected")
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
-                result = (False, f"unreachable: {type(exc).__name__}: {exc}")
+            result: tuple[bool, Any] = broker_check(self.url, timeout_s=3.0)
             self._cached = (time.monotonic(), result)
             return result
 
@@ -57,8 +51,8 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
 
     def roots_check() -> tuple[bool, Any]:
         """From the daemon's own supervision: no file system call here, which a hung NAS would block."""
-        status = daemon.status()
-        errors, observers = status["root_errors"], status["observers"]
+        status = DaemonStatus.coerce(daemon.status())
+        errors, observers = status.root_errors, status.observers
         detail = {}
         for root in map(str, config.watch.roots):
             if root in errors:
@@ -90,20 +84,6 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
         "spool": spool_check,
         "consumers": consumers_check,
     }
-
-
-def spool_space(spool: Path) -> tuple[bool, dict[str, Any]]:
-    """Free space where normalized copies go; not ready below :data:`SPOOL_MIN_FREE_BYTES`."""
-    folder = next(p for p in (spool, *spool.parents) if p.exists())
-    usage = shutil.disk_usage(folder)
-    detail = {
-        "path": str(spool),
-        "free_bytes": usage.free,
-        "total_bytes": usage.total,
-        "free_percent": round(100 * usage.free / usage.total, 1) if usage.total else 0.0,
-        "min_free_bytes": SPOOL_MIN_FREE_BYTES,
-    }
-    return usage.free >= SPOOL_MIN_FREE_BYTES, detail
 
 
 class ApiServer:

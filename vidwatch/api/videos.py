@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -13,10 +12,10 @@ from pydantic import BaseModel, Field
 from vidwatch.api.deps import VIDEO_ID, DaemonView, checked_video_id, daemon_of
 from vidwatch.api.errors import ApiError, responses
 from vidwatch.results.query import MAX_LIMIT, TIME_FORMS, VideoQuery, find_videos, parse_time, summary_of
+from vidwatch.results.timeline import timeline_svg
 
-router = APIRouter(tags=["videos"])
+router = APIRouter(tags=["videos"], responses=responses(422))
 
-TIMELINE_W, TIMELINE_ROW_H = 400, 14
 
 
 class Video(BaseModel):
@@ -52,12 +51,19 @@ def list_videos(
 ) -> VideoList:
     daemon = daemon_of(request)
     try:
-        query = VideoQuery(camera=camera or None, label=label or None, since=parse_time(since),
-                           until=parse_time(until), limit=limit)
-    except ValueError as exc:
+        query = VideoQuery(camera=camera or None, label=label or None, since=_time("since", since),
+                           until=_time("until", until), limit=limit)
+    except ValueError as exc:  # from the parsed numbers only: since after until
         raise ApiError(400, str(exc)) from exc
     rows = find_videos(daemon.client, daemon.keys, query)
     return VideoList(count=len(rows), videos=[Video(**row) for row in rows])
+
+
+def _time(name: str, text: str | None) -> float | None:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: expected {TIME_FORMS}") from exc
 
 
 @router.get("/videos/{video_id}/summary", summary="The video's summary entry", responses=responses(400, 404))
@@ -82,7 +88,7 @@ def get_thumbnail(request: Request, video_id: str = VIDEO_ID) -> FileResponse:
         resolved = candidate.resolve()
         if resolved.parent == folder and resolved.is_file():  # never a file outside the thumbnails
             return FileResponse(resolved, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
-    raise ApiError(404, f"no thumbnail for video {video_id}")
+    raise ApiError(404, "video_id: the video has no thumbnail")
 
 
 @router.get(
@@ -97,48 +103,10 @@ def get_timeline(request: Request, video_id: str = VIDEO_ID) -> Response:
 
 
 def _summary(daemon: DaemonView, video_id: str) -> dict[str, Any]:
-    record_state = daemon.client.hget(daemon.keys.video(checked_video_id(video_id)), "state")
+    record_state = cast(str | None, daemon.client.hget(daemon.keys.video(checked_video_id(video_id)), "state"))
     if record_state is None:
-        raise ApiError(404, f"no video {video_id}")
+        raise ApiError(404, "video_id: no such video")
     summary = summary_of(daemon.client, daemon.keys, video_id)
     if summary is None:
-        raise ApiError(404, f"video {video_id} has no summary (state {record_state})")
+        raise ApiError(404, f"video_id: the video has no summary yet (state {record_state})")
     return summary
-
-
-def timeline_svg(summary: dict[str, Any]) -> str:
-    """One bar for activity, one per label from its first to its last occurrence."""
-    duration = float(summary.get("duration") or 0.0) or 1.0
-    labels: dict[str, Any] = summary.get("labels") if isinstance(summary.get("labels"), dict) else {}  # type: ignore[assignment]
-    activity = summary.get("activity") if isinstance(summary.get("activity"), list) else []
-    label_w = 70
-    bar_w = TIMELINE_W - label_w
-    rows: list[tuple[str, list[tuple[float, float]]]] = [("activity", _spans(activity))]
-    for name, stats in sorted(labels.items()):
-        first, last = (stats or {}).get("first_pts"), (stats or {}).get("last_pts")
-        if isinstance(first, int | float) and isinstance(last, int | float):
-            rows.append((str(name), [(float(first), float(last) + 0.2)]))
-    height = TIMELINE_ROW_H * len(rows) + 4
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{TIMELINE_W}" height="{height}" '
-        f'viewBox="0 0 {TIMELINE_W} {height}" font-family="sans-serif" font-size="10">'
-    ]
-    for i, (name, spans) in enumerate(rows):
-        y = 2 + i * TIMELINE_ROW_H
-        parts.append(f'<text x="0" y="{y + 10}" fill="#333">{escape(name[:12])}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{bar_w}" height="9" fill="#e5e7eb"/>')
-        for start, end in spans:
-            x = label_w + bar_w * max(0.0, min(start / duration, 1.0))
-            w = max(1.0, bar_w * max(0.0, min(end, duration) - max(start, 0.0)) / duration)
-            color = "#2563eb" if name == "activity" else "#16a34a"
-            parts.append(f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="9" fill="{color}"/>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _spans(raw: list[Any]) -> list[tuple[float, float]]:
-    spans = []
-    for item in raw:
-        if isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(v, int | float) for v in item):
-            spans.append((float(item[0]), float(item[1])))
-    return spans

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 MP4_SUFFIXES = {".mp4", ".m4v", ".mov", ".3gp"}
 BOX_TYPES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"moof", b"mfra", b"styp",
@@ -30,27 +31,32 @@ def incomplete_reason(path: Path) -> str | None:
             return None
         if head[4:8] not in BOX_TYPES:
             return None  # not an MP4 after all: ffprobe will say what it is
-        offset, seen_moov = 0, False
-        for _ in range(MAX_BOXES):
-            if offset == size:
-                break
-            if size - offset < 8:
-                return f"truncated: {size - offset} stray bytes after the last box"
-            handle.seek(offset)
-            box_size, box_type = struct.unpack(">I4s", handle.read(8))
-            if box_size == 1:
-                extended = handle.read(8)
-                if len(extended) < 8:
-                    return "truncated inside a box header"
-                box_size = struct.unpack(">Q", extended)[0]
-            elif box_size == 0:
-                box_size = size - offset  # "to the end of the file"
-            if box_size < 8:
-                return f"corrupt box {box_type!r} of size {box_size}"
-            if offset + box_size > size:
-                return f"truncated: {box_type.decode('latin-1')} box runs {offset + box_size - size} bytes past the end"
-            seen_moov = seen_moov or box_type == b"moov"
-            offset += box_size
-        if not seen_moov:
-            return "no moov box yet (still being written, or truncated)"
+        return _walk_boxes(handle, size)
+
+
+def _walk_boxes(handle: BinaryIO, size: int) -> str | None:
+    """Follow the top-level boxes to the end of the file: why they do not add up, or None."""
+    offset, seen_moov = 0, False
+    for _ in range(MAX_BOXES):
+        if offset == size:
+            break
+        if size - offset < 8:
+            return f"truncated: {size - offset} stray bytes after the last box"
+        handle.seek(offset)
+        box_size, box_type = struct.unpack(">I4s", handle.read(8))
+        if box_size == 1:
+            extended = handle.read(8)
+            if len(extended) < 8:
+                return "truncated inside a box header"
+            box_size = struct.unpack(">Q", extended)[0]
+        elif box_size == 0:
+            box_size = size - offset  # "to the end of the file"
+        if box_size < 8:
+            return f"corrupt box {box_type!r} of size {box_size}"
+        if offset + box_size > size:
+            return f"truncated: {box_type.decode('latin-1')} box runs {offset + box_size - size} bytes past the end"
+        seen_moov = seen_moov or box_type == b"moov"
+        offset += box_size
+    if not seen_moov:
+        return "no moov box yet (still being written, or truncated)"
     return None

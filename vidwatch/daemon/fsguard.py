@@ -14,13 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
+from vidwatch.errors import RootStuck
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
-class RootStuck(OSError):
-    """A filesystem call on this root did not return within its deadline."""
+__all__ = ["FsGuard", "RootStuck"]
 
 
 class FsGuard:

@@ -23,9 +23,10 @@ from vidwatch.config import Config
 from vidwatch.daemon.completeness import incomplete_reason
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.daemon.ledger import Ledger
-from vidwatch.daemon.normalize import Normalizer, ShuttingDown
+from vidwatch.daemon.normalize import Normalizer
 from vidwatch.daemon.publish import Publisher
-from vidwatch.errors import NormalizeError, NotReadyError, PublishError, SourceError
+from vidwatch.daemon.work import Kind
+from vidwatch.errors import NormalizeError, NotReadyError, PublishError, ShuttingDown, SourceError
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
 from vidwatch.results.records import Records
@@ -90,18 +91,19 @@ class Ingestor:
         return self.path_time.parse(source.relative_to(root).as_posix() if root else source.name)
 
     # ------------------------------------------------------------------ stage 1
-    def claim(self, path: str, *, final_attempt: bool) -> str | None:
-        """Ledger a settled file. Returns "not_ready" to be looked at again later, else None."""
+    def claim(self, path: str, *, final_attempt: bool) -> Kind:
+        """Ledger a settled file: :attr:`Kind.NOT_READY` to be looked at again later, else :attr:`Kind.CLAIMED`
+        (ledgered now, known already, or gone)."""
         source = Path(path)
         try:
             fp = fingerprint(source)
         except FileNotFoundError:
-            return None
+            return Kind.CLAIMED
         if self.ledger.known(path, fp.size, fp.mtime_ns):
-            return None
+            return Kind.CLAIMED
         reason = incomplete_reason(source)
         if reason is not None and not final_attempt:
-            return "not_ready"
+            return Kind.NOT_READY
         fields: dict[str, Any] = {
             "camera": self.rules.camera(source),
             "root": str(self.rules.root_of(source) or ""),
@@ -109,13 +111,13 @@ class Ingestor:
         }
         if not self.ledger.claim(path, fp, fields):
             logger.info("ingest: %s is already known as video %s", path, fp.video_id)
-            return None
+            return Kind.CLAIMED
         if reason is not None:
             attempts = self.config.normalize.probe_attempts
             self.records.fail(fp.video_id, f"ingest: {path}: {reason} after {attempts} checks", path=path)
-            return None
+            return Kind.CLAIMED
         self.ledger.enqueue(fp.video_id)
-        return None
+        return Kind.CLAIMED
 
     # ------------------------------------------------------------------ stage 2
     def process(self, video_id: str) -> PublishOutcome | None:

@@ -58,8 +58,18 @@ class Ledger:
 
     def known(self, path: str, size: int, mtime_ns: int) -> bool:
         """True when this path, at this size and mtime, was already ledgered."""
-        hint = self.client.hget(self.keys.paths, path)
-        return bool(hint) and str(hint).startswith(f"{size}:{mtime_ns}:")
+        return self.known_many([(path, size, mtime_ns)])[0]
+
+    def known_many(self, stats: list[tuple[str, int, int]]) -> list[bool]:
+        """:meth:`known` for each ``(path, size, mtime_ns)``, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for path, _, _ in stats:
+            pipe.hget(self.keys.paths, path)
+        hints = pipe.execute()
+        return [
+            bool(hint) and str(hint).startswith(f"{size}:{mtime_ns}:")
+            for (_, size, mtime_ns), hint in zip(stats, hints, strict=True)
+        ]
 
     def remember(self, path: str, fp: Fingerprint) -> None:
         self.client.hset(self.keys.paths, path, f"{fp.size}:{fp.mtime_ns}:{fp.video_id}")

@@ -12,24 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from vidwatch.config import Config
-from vidwatch.daemon.spool import ShuttingDown, SpoolBudget, estimate_bytes, sweep
-from vidwatch.errors import SourceError
+from vidwatch.daemon.spool import SpoolBudget, estimate_bytes, sweep
+from vidwatch.errors import ResultsUnavailable, ShuttingDown, SourceError
 from vidwatch.media.normalize import Normalized, Progress, admit, normalize, plan
 from vidwatch.media.probe import Probe, probe
 from vidwatch.media.verify import verify_tail
+from vidwatch.results.connection import redis_errors
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
 
 logger = logging.getLogger(__name__)
-
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 __all__ = ["NormalizeMetrics", "Normalizer", "ShuttingDown"]
 
@@ -46,8 +45,8 @@ class NormalizeMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._normalized: Counter[str] = Counter()
-        self._seconds: Counter[str] = Counter()
-        self._media_seconds: Counter[str] = Counter()
+        self._seconds: defaultdict[str, float] = defaultdict(float)
+        self._media_seconds: defaultdict[str, float] = defaultdict(float)
         self._failed: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
@@ -173,10 +172,11 @@ class Normalizer:
     def _event(self, video_id: str, path: str, detail: dict[str, Any]) -> None:
         """A ``progress`` event; a Redis blip costs the event, never the normalization."""
         try:
-            self.client.xadd(self.keys.events, event_fields("progress", video_id, path, detail),  # type: ignore[arg-type]
-                             maxlen=self.config.redis.events_maxlen, approximate=True)
+            with redis_errors(f"normalize: video={video_id}: progress event"):
+                self.client.xadd(self.keys.events, event_fields("progress", video_id, path, detail),  # type: ignore[arg-type]
+                                 maxlen=self.config.redis.events_maxlen, approximate=True)
             self.metrics.count("progress_events")
-        except REDIS_ERRORS as exc:
+        except ResultsUnavailable as exc:
             logger.debug("progress event of video=%s lost: %s", video_id, exc)
 
     # ---------------------------------------------------------------- spool sweeper
@@ -203,8 +203,9 @@ class Normalizer:
     def _make_room(self) -> int:
         """The spool is full and a normalization waits: finished videos' copies go now, retention or not."""
         try:
-            return self.sweep(retention_s=0)
-        except REDIS_ERRORS as exc:
+            with redis_errors("spool: make room"):
+                return self.sweep(retention_s=0)
+        except ResultsUnavailable as exc:
             logger.debug("spool: cannot make room now: %s", exc)
             return 0
 
@@ -212,9 +213,10 @@ class Normalizer:
         interval = min(60.0, max(1.0, self.settings.spool_retention_seconds / 4))
         while not self.stop_event.wait(interval):
             try:
-                self.sweep()
-            except REDIS_ERRORS as exc:
-                logger.warning("spool: Redis unreachable (%s); sweeping later", exc)
+                with redis_errors("spool: sweep"):
+                    self.sweep()
+            except ResultsUnavailable as exc:
+                logger.warning("%s; sweeping later", exc)
             except OSError as exc:
                 logger.warning("spool: cannot sweep %s: %s", self.spool, exc)
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vidwatch.daemon.work import Inbox, Kind, WorkItem
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class DirPoller:
     def __init__(
         self,
         root: Path,
-        sink: queue.Queue[tuple[str, str]],
+        sink: Inbox,
         interval_s: float,
         skip_folder: Callable[[str], bool] = lambda name: False,
     ) -> None:
@@ -141,11 +142,11 @@ class DirPoller:
             return
         if report:
             for name in sorted(files - state.files):
-                self.sink.put(("created", os.path.join(folder, name)))
+                self.sink.put(WorkItem(Kind.CREATED, os.path.join(folder, name)))
             for name in sorted(state.files - files):
-                self.sink.put(("deleted", os.path.join(folder, name)))
+                self.sink.put(WorkItem(Kind.DELETED, os.path.join(folder, name)))
             for name in sorted(folders - state.folders):
-                self.sink.put(("dir", os.path.join(folder, name)))
+                self.sink.put(WorkItem(Kind.FOLDER, os.path.join(folder, name)))
         for name in state.folders - folders:
             self._forget(os.path.join(folder, name), report=False)
         state.mtime_ns, state.files, state.folders = mtime_ns, files, folders

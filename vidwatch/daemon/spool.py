@@ -20,6 +20,7 @@ from pathlib import Path
 import redis
 
 from vidwatch.config import NormalizeConfig
+from vidwatch.errors import ShuttingDown
 from vidwatch.media.normalize import plan
 from vidwatch.media.probe import Probe
 from vidwatch.results.keys import Keys
@@ -30,10 +31,6 @@ WAIT_POLL_S = 1.0
 STALE_PARTIAL_S = 600.0  # a partial file nobody here writes, untouched this long, is a crash's leftover
 ORPHAN_AGE_S = 86_400.0  # a spool file without any record is removed once this old
 TRANSCODE_BITS_PER_PIXEL = 0.15  # generous size estimate of a transcode (H.264, crf 23)
-
-
-class ShuttingDown(Exception):
-    """The daemon is stopping: the waiting normalization is resumed at the next start."""
 
 
 def video_id_of(name: str) -> str | None:
@@ -170,19 +167,27 @@ def sweep(
     pipe = client.pipeline(transaction=False)
     for _, video_id in finished:
         pipe.hmget(keys.video(video_id), "state", "done_at", "failed_at", "updated_at")
-    for (entry, _), (state, done_at, failed_at, updated_at) in zip(finished, pipe.execute(), strict=True):
-        age = _age(entry, now)
-        if age is None:
-            continue
-        if entry.name.endswith(".part"):
-            if age >= STALE_PARTIAL_S:
-                doomed.append(entry)
-        elif state in ("done", "failed"):
-            ended = float(done_at or failed_at or updated_at or 0) or (now - age)
-            if now - ended >= retention_s:
-                doomed.append(entry)
-        elif state is None and age >= max(ORPHAN_AGE_S, retention_s):
+    for (entry, _), fields in zip(finished, pipe.execute(), strict=True):
+        if _due(entry, fields, now=now, retention_s=retention_s):
             doomed.append(entry)
+    return _remove(doomed)
+
+
+def _due(entry: os.DirEntry[str], fields: list[str | None], *, now: float, retention_s: float) -> bool:
+    """Whether a spool file goes: a stale partial, a finished video's copy past retention, an old orphan."""
+    state, done_at, failed_at, updated_at = fields
+    age = _age(entry, now)
+    if age is None:
+        return False
+    if entry.name.endswith(".part"):
+        return age >= STALE_PARTIAL_S
+    if state in ("done", "failed"):
+        ended = float(done_at or failed_at or updated_at or 0) or (now - age)
+        return now - ended >= retention_s
+    return state is None and age >= max(ORPHAN_AGE_S, retention_s)
+
+
+def _remove(doomed: list[os.DirEntry[str]]) -> Swept:
     removed = Swept(0, 0)
     for entry in doomed:
         try:

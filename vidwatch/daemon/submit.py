@@ -25,23 +25,19 @@ import logging
 import os
 import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import redis
 
 from vidwatch.config import Config
+from vidwatch.daemon.compose import build
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.errors import PublishError, SourceError
-from vidwatch.paths import PathRules
-from vidwatch.results.connection import connect
-from vidwatch.results.keys import Keys
-from vidwatch.results.records import TERMINAL, Records
+from vidwatch.paths import file_in_roots
+from vidwatch.results.records import State
 
 logger = logging.getLogger(__name__)
 
@@ -60,52 +56,51 @@ class Submitted:
 class Submitter:
     def __init__(self, config: Config, client: redis.Redis | None = None) -> None:
         self.config = config
-        self.keys = Keys(config.redis.prefix)
-        self.client = client or connect(config.redis)
-        self.records = Records(self.client, self.keys, events_maxlen=config.redis.events_maxlen)
-        self.rules = PathRules(config.watch)
-        self._ingestor: Any = None
+        # this command's own ledger identity: a daemon takes its claims over (it has no heartbeat)
+        self.parts = build(config, client=client, owner=f"submit:{socket.gethostname()}:{os.getpid()}")
+        self.keys, self.client, self.records = self.parts.keys, self.parts.client, self.parts.records
+        self.rules, self.ingestor = self.parts.rules, self.parts.ingestor
         self._daemon: bool | None = None
 
     # ------------------------------------------------------------------ hand-over
     def submit(self, path: str, *, force: bool = False) -> Submitted:
         """Hand ``path`` over (see the module's docstring); raise :class:`SourceError` for an unusable path."""
-        resolved = self._inside_root(path)
+        configured = file_in_roots(path, self.rules.roots)
+        resolved = configured.resolve()
         try:
             video_id = fingerprint(resolved).video_id
         except OSError as exc:
             raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
-        record = self.records.get(video_id)
+        record = self.records.record(video_id)
         if self._daemon is None:  # asked once per command
             self._daemon = self.daemon_answers()
         daemon = self._daemon
-        if record and record.get("state") in TERMINAL:
+        if record is not None and record.terminal:
             if not force:
                 return Submitted(str(resolved), video_id, "known")
-            run = self.records.rerun(video_id, path=record.get("path", str(resolved)))
+            run = self.records.rerun(video_id, path=record.path or str(resolved))
             logger.info("submit: video=%s path=%s: run %s", video_id, resolved, run)
             self._hand_over(video_id, daemon)
             return Submitted(str(resolved), video_id, "rerun")
-        if record:
+        if record is not None:
             return Submitted(str(resolved), video_id, "known")  # in flight already
         if daemon and self.config.api.token is not None:
             self._post_job(str(resolved))
             return Submitted(str(resolved), video_id, "daemon")
-        ingestor = self._ingestor_here()
-        ingestor.claim(str(self._as_configured(resolved)), final_attempt=True)
+        self.ingestor.claim(str(configured), final_attempt=True)
         return Submitted(str(resolved), video_id, self._hand_over(video_id, daemon))
 
     def _hand_over(self, video_id: str, daemon: bool) -> str:
         """Leave a claimed video to the running daemon, or normalize and publish it here."""
+        ingestor = self.ingestor
         if daemon:
-            ingestor = self._ingestor_here()
             ingestor.ledger.enqueue(video_id)
             return "claimed"
         self.client.zrem(self.keys.backlog, video_id)
-        ingestor = self._ingestor_here()
+        self.config.paths.spool.mkdir(parents=True, exist_ok=True)
         for attempt in range(PUBLISH_ATTEMPTS):
             outcome = ingestor.process(video_id) if attempt == 0 else ingestor.publish(
-                video_id, self.records.get(video_id).get("path", ""), attempt
+                video_id, self._path_of(video_id), attempt
             )
             if outcome is None or outcome.confirmed:
                 return "processed"
@@ -113,9 +108,12 @@ class Submitter:
         ingestor.ledger.enqueue(video_id)  # a daemon started later resumes it
         raise PublishError(f"submit: video {video_id}: the broker did not confirm after {PUBLISH_ATTEMPTS} attempts")
 
+    def _path_of(self, video_id: str) -> str:
+        record = self.records.record(video_id)
+        return record.path if record is not None else ""
+
     def close(self) -> None:
-        if self._ingestor is not None:
-            self._ingestor.publisher.close()
+        self.parts.publisher.close()
 
     # ------------------------------------------------------------------ waiting
     def wait(self, video_ids: list[str], *, timeout_s: float | None) -> dict[str, dict[str, str]]:
@@ -123,7 +121,7 @@ class Submitter:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             records = {vid: self.records.get(vid) for vid in video_ids}
-            if all(r.get("state") in TERMINAL for r in records.values()):
+            if all(_ended(r) for r in records.values()):
                 return records
             if deadline is not None and time.monotonic() > deadline:
                 return records
@@ -160,40 +158,9 @@ class Submitter:
             host = f"[{host}]"
         return f"http://{host}:{self.config.api.port}{route}"
 
-    def _inside_root(self, path: str) -> Path:
-        resolved = Path(path).resolve()
-        roots = [root.resolve() for root in self.rules.roots]
-        if not any(root in resolved.parents for root in roots):
-            raise SourceError(f"submit: {path}: not inside a watched root ({', '.join(map(str, roots))})")
-        if not resolved.is_file():
-            raise SourceError(f"submit: {path}: not a file")
-        return resolved
 
-    def _as_configured(self, resolved: Path) -> Path:
-        """The path below the root as configured (the daemon ledgers paths that way)."""
-        for root in self.rules.roots:
-            if root.resolve() in resolved.parents:
-                return root / resolved.relative_to(root.resolve())
-        return resolved
-
-    def _ingestor_here(self) -> Any:
-        if self._ingestor is None:
-            from vidwatch.daemon.ingest import Ingestor
-            from vidwatch.daemon.ledger import Ledger
-            from vidwatch.daemon.main import queue_for
-            from vidwatch.daemon.normalize import Normalizer
-            from vidwatch.daemon.publish import Publisher
-            from vidwatch.tasks.app import make_app
-
-            queue = queue_for(self.config)
-            ledger = Ledger(self.client, self.keys, self.records, f"submit:{socket.gethostname()}:{os.getpid()}")
-            publisher = Publisher(make_app(self.config), queue, self.config.broker.publish_timeout_seconds)
-            self.config.paths.spool.mkdir(parents=True, exist_ok=True)
-            normalizer = Normalizer(self.config, self.client, self.keys, threading.Event())  # no spool sweeper here
-            self._ingestor = Ingestor(
-                self.config, self.rules, self.records, ledger, publisher, queue, normalizer=normalizer
-            )
-        return self._ingestor
+def _ended(record: dict[str, str]) -> bool:
+    return bool(record.get("state")) and State(record["state"]).terminal
 
 
 def outcome_line(video_id: str, record: dict[str, str]) -> str:

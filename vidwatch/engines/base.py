@@ -1,4 +1,4 @@
-"""The engine interface, the detection type, and the registry of engines.
+"""The engine interface and the registry of engines (:class:`Detection` lives in :mod:`vidwatch.detection`).
 
 An engine is one module: a class with ``kind`` that implements :class:`Engine` and is
 registered with :func:`register`. Heavy runtimes are imported in ``load()`` so every
@@ -9,51 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
 from vidwatch.config import EngineConfig
+from vidwatch.detection import Detection
 from vidwatch.engines import gpu
 from vidwatch.errors import EngineError, EngineUnavailable
 from vidwatch.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """One object in one frame; ``box`` is ``(x1, y1, x2, y2)`` in pixels of the frame it was found in."""
-
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
-    track: int | None = None
-    world: tuple[float, float] | None = None  # ground-plane position, where a homography is configured
-
-    def __post_init__(self) -> None:
-        x1, y1, x2, y2 = self.box
-        if not (x2 >= x1 and y2 >= y1):
-            raise ValueError(f"box: expected x1 <= x2 and y1 <= y2, got {self.box}")
-
-    def scaled(self, sx: float, sy: float) -> Detection:
-        x1, y1, x2, y2 = self.box
-        return replace(self, box=(x1 * sx, y1 * sy, x2 * sx, y2 * sy))
-
-    def with_track(self, track: int) -> Detection:
-        return replace(self, track=track)
-
-    def as_json(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            "label": self.label,
-            "score": round(self.score, 4),
-            "box": [round(v, 1) for v in self.box],
-            "track": self.track,
-        }
-        if self.world is not None:
-            data["world"] = [round(v, 3) for v in self.world]
-        return data
+__all__ = [
+    "Detection", "Engine", "EngineFactory", "choose_kind", "create_engine", "load_engine", "register", "registered",
+]
 
 
 class Engine(Protocol):

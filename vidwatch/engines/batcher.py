@@ -11,9 +11,11 @@ Frames of one stream reach the engine in the order they were submitted, so an en
 with per-video state (``stateful``: the opencv motion detector) still works, given a
 batcher of its own per stream (see :class:`BatcherPool`).
 
->>> # batcher = Batcher(lambda: load_engine(config.engine, fps), batch=8, timeout_s=0.02)
->>> # with batcher.stream() as stream:
->>> #     future = stream.submit(image); detections = stream.result(future)
+Example (not run: needs a model or a video)::
+
+    batcher = Batcher(lambda: load_engine(config.engine, fps), batch=8, timeout_s=0.02)
+    with batcher.stream() as stream:
+        future = stream.submit(image); detections = stream.result(future)
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """What the onnx and tensorrt engines need to know about an ONNX detection model, read from the file.
 
->>> # spec = read_model(Path("yolo11n.onnx"), labels=None, input_size=640)
->>> # spec.input_name, spec.input_hw, spec.batch, spec.names[:2]
->>> # ('images', (640, 640), None, ['person', 'bicycle'])
+Example (not run: needs a model or a video)::
+
+    spec = read_model(Path("yolo11n.onnx"), labels=None, input_size=640)
+    spec.input_name, spec.input_hw, spec.batch, spec.names[:2]
+    ('images', (640, 640), None, ['person', 'bicycle'])
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """What ``vidwatch doctor`` says about the engines: which one runs and why, and what a model file holds.
 
->>> # for status, name, detail in engine_checks(config): print(status, name, detail)
->>> # OK    engine        onnx (a model is configured (/models/yolo11n.onnx); not tensorrt: no NVIDIA GPU ...)
->>> # print(model_report(Path("yolo11n.onnx"), batch=8))
+Example (not run: needs a model or a video)::
+
+    for status, name, detail in engine_checks(config): print(status, name, detail)
+    OK    engine        onnx (a model is configured (/models/yolo11n.onnx); not tensorrt: no NVIDIA GPU ...)
+    print(model_report(Path("yolo11n.onnx"), batch=8))
 """
 
 from __future__ import annotations
@@ -106,8 +108,9 @@ def model_report(
     config = EngineConfig(kind="onnx", model=path, labels=labels, input_size=input_size, batch=batch)
     engine = OnnxEngine(config, 1.0)
     engine.load()
-    spec = engine.spec
-    session = engine._session
+    spec, session = engine.spec, engine._session
+    if spec is None or session is None:
+        raise EngineError(f"engine onnx: {path}: loaded without a model spec")
     lines = [f"model {path}"]
     for item in session.get_inputs():
         lines.append(f"  input  {item.name} {item.shape} {item.type}")

@@ -215,7 +215,7 @@ class TensorRTEngine:
             raise EngineError("engine tensorrt: [engine] model is not set")
         self.config = config
         self.spec: ModelSpec | None = None
-        self.cache_path = None
+        self.cache_path: Path | None = None
         self.runner: TrtRunner | None = None
         self._layout: tuple[OutputFormat, bool] | None = None
         self._refs: list[Any] = []  # runtime and engine outlive the execution context
@@ -321,7 +321,7 @@ class TensorRTEngine:
         if self._layout is None:
             self._layout = output_format(output.shape, len(spec.names) or None)  # type: ignore[union-attr]
         return decode(
-            output, boxes, spec.names,  # type: ignore[union-attr]
+            output, boxes, spec.names,  # type: ignore[union-attr, arg-type]
             confidence=self.config.confidence, iou=self.config.iou, layout=self._layout,
         )
 

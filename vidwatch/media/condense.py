@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from vidwatch.errors import MediaTimeout, SourceError, VidwatchError
+from vidwatch.fileio import atomic_target
 from vidwatch.media.probe import probe
 from vidwatch.media.run import run_ffmpeg
 
@@ -204,27 +204,23 @@ def condense(
     spans = padded_spans(activity, pad_s=pad_s, duration_s=facts.duration_s)
     if not spans:
         return 0.0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
     try:
-        method = "copy"
-        if mode == "encode":
-            method = "encode"
-        else:
-            try:
-                _copy(source, spans, partial, deadline)
-            except _CopyImpossible as exc:
-                if mode == "copy":
-                    raise CondenseError(f"condense: {source}: stream copy failed: {exc}") from exc
-                logger.info("condense: %s: stream copy impossible (%s): re-encoding", source, exc)
+        with atomic_target(target) as partial:
+            method = "copy"
+            if mode == "encode":
                 method = "encode"
-        if method == "encode":
-            _encode(source, spans, partial, facts.fps, deadline)
-        duration = probe(partial, timeout_s=deadline.left()).duration_s
-        os.replace(partial, target)
+            else:
+                try:
+                    _copy(source, spans, partial, deadline)
+                except _CopyImpossible as exc:
+                    if mode == "copy":
+                        raise CondenseError(f"condense: {source}: stream copy failed: {exc}") from exc
+                    logger.info("condense: %s: stream copy impossible (%s): re-encoding", source, exc)
+                    method = "encode"
+            if method == "encode":
+                _encode(source, spans, partial, facts.fps, deadline)
+            duration = probe(partial, timeout_s=deadline.left()).duration_s
     except SourceError as exc:
         raise CondenseError(f"condense: {source}: the output is not readable: {exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
     logger.info("condense: %s: %d spans, %s, %.1f of %.1f s", source, len(spans), method, duration, facts.duration_s)
     return duration

@@ -6,21 +6,19 @@ it analyses. Frames wait in a bounded queue: memory stays flat whatever the leng
 
 from __future__ import annotations
 
-import logging
 import queue
 import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import ffmpeg
 import numpy as np
 
 from vidwatch.errors import SourceError
 from vidwatch.media.run import STDERR_TAIL_LINES, close_pipes, kill_group
-
-logger = logging.getLogger(__name__)
 
 _END = object()
 
@@ -47,7 +45,9 @@ class Frame:
 class FrameReader:
     """Iterate the frames of ``path`` at ``fps``, scaled to ``size``.
 
-    >>> # for frame in FrameReader(path, fps=5, size=(640, 360)): ...
+    Example (not run: needs a model or a video)::
+
+        for frame in FrameReader(path, fps=5, size=(640, 360)): ...
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class FrameReader:
                 item = self._queue.get()
                 if item is _END:
                     break
-                image = np.frombuffer(item, np.uint8).reshape(height, width, 3)  # type: ignore[arg-type]
+                image = np.frombuffer(cast(bytes, item), np.uint8).reshape(height, width, 3)
                 yield Frame(self.first_index + index, (self.first_index + index) / self.fps, image)
                 index += 1
         finally:

@@ -12,7 +12,6 @@ into place, so a spool file is either complete or absent.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import ffmpeg
 
 from vidwatch.config import NormalizeConfig
 from vidwatch.errors import MediaTimeout, NormalizeError, SourceError
+from vidwatch.fileio import atomic_target
 from vidwatch.media.hwaccel import cuda_support
 from vidwatch.media.probe import ALLOWED_DEMUXERS, Probe
 from vidwatch.media.run import run_ffmpeg
@@ -245,19 +245,17 @@ def normalize(
     With ``hwaccel = "cuda"``, a transcode that fails on the GPU is run again on the CPU.
     """
     how = plan(facts, settings)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
     logger.debug("normalize %s: %s (%s)", source, how.method, how.why)
     encode = _encode_choice(settings, use_gpu=True) if how.method == "transcode" else None
-    try:
-        wall_s = _run(source, partial, facts, settings, how, encode, on_progress)
-    except NormalizeError as exc:
-        if encode is None or not (encode.hw_decode or encode.encoder == settings.gpu_encoder):
-            raise
-        logger.warning("normalize %s: failed on the GPU (%s); transcoding again on the CPU", source, exc)
-        encode = _encode_choice(settings, use_gpu=False)
-        wall_s = _run(source, partial, facts, settings, how, encode, on_progress)
-    os.replace(partial, target)
+    with atomic_target(target) as partial:
+        try:
+            wall_s = _run(source, partial, facts, settings, how, encode, on_progress)
+        except NormalizeError as exc:
+            if encode is None or not (encode.hw_decode or encode.encoder == settings.gpu_encoder):
+                raise
+            logger.warning("normalize %s: failed on the GPU (%s); transcoding again on the CPU", source, exc)
+            encode = _encode_choice(settings, use_gpu=False)
+            wall_s = _run(source, partial, facts, settings, how, encode, on_progress)
     hw = "cuda" if encode is not None and (encode.hw_decode or encode.encoder == settings.gpu_encoder) else "none"
     return Normalized(
         target, how.method, wall_s, how.why, encode.encoder if encode else "copy", hw, target.stat().st_size

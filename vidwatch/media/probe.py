@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import re
 import statistics
 from dataclasses import asdict, dataclass
@@ -22,8 +21,6 @@ from typing import Any
 
 from vidwatch.errors import MediaTimeout, NotReadyError, SourceError
 from vidwatch.media.run import run_ffmpeg
-
-logger = logging.getLogger(__name__)
 
 # Demuxers that read other files or URLs named inside the input: never followed.
 REFERENCING_FORMATS = {"hls", "concat", "ffconcat", "dash", "rtsp", "sdp", "mpjpeg", "tee", "data", "imf"}

@@ -8,7 +8,6 @@ or broken bytes, and the last decoded timestamp shows how far the data really go
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,6 @@ from pathlib import Path
 from vidwatch.errors import MediaTimeout, NotReadyError, SourceError
 from vidwatch.media.probe import ALLOWED_DEMUXERS, Probe
 from vidwatch.media.run import run_ffmpeg
-
-logger = logging.getLogger(__name__)
 
 VERIFY_TIMEOUT_S = 60.0
 MIN_SHORTFALL_S = 0.5  # decoded end may fall this far short of the declared duration (rounding, audio)

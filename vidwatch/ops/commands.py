@@ -10,7 +10,7 @@ from pathlib import Path
 from vidwatch.config import Config
 
 
-def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the subcommands; ``common`` carries ``-c/--config``."""
     systemd = command.add_parser("systemd", help="systemd units for this install",
                                  description="systemd units for this install")

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Literal
 
 import redis
-from kombu import Connection
 
-from vidwatch.api.server import SPOOL_MIN_FREE_BYTES, spool_space
+from vidwatch.broker import connected
 from vidwatch.config import Config
-from vidwatch.daemon.watch import choose_mode, filesystem_type
+from vidwatch.filesystems import SPOOL_MIN_FREE_BYTES, choose_mode, existing_ancestor, filesystem_type, spool_space
 from vidwatch.results.connection import connect
 
 Level = Literal["OK", "WARN", "FAIL"]
@@ -88,8 +87,7 @@ def check_redis(config: Config) -> Iterable[Finding]:
 
 def check_broker(config: Config) -> Iterable[Finding]:
     try:
-        with Connection(config.broker.url.get_secret_value(), connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+        with connected(config.broker.url.get_secret_value(), timeout_s=5) as conn:
             props = getattr(conn.connection, "server_properties", {}) or {}
             product = props.get("product", "broker")
             version = props.get("version", "?")
@@ -180,7 +178,7 @@ def check_inotify(config: Config) -> Iterable[Finding]:
 def check_spool(config: Config) -> Iterable[Finding]:
     spool = config.paths.spool
     for folder in dict.fromkeys((config.paths.state_dir, spool)):
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        existing = existing_ancestor(folder)
         if not os.access(existing, os.W_OK | os.X_OK):
             yield Finding("FAIL", f"folder {folder}", f"not writable by this user ({existing})",
                           f"install -d -o vidwatch -g vidwatch {folder}")

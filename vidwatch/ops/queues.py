@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from amqp.exceptions import NotFound
-from kombu import Connection
 
+from vidwatch.broker import connected
 from vidwatch.tasks.app import QUEUES
 
 CACHE_S = 5.0
@@ -26,8 +26,7 @@ class QueueDepth:
 def queue_depths(broker_url: str, names: tuple[str, ...] = QUEUES) -> dict[str, QueueDepth]:
     """Depth of each queue; a queue nobody declared yet counts as empty. Raises on broker errors."""
     out: dict[str, QueueDepth] = {}
-    with Connection(broker_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT_S)
+    with connected(broker_url, CONNECT_TIMEOUT_S) as conn:
         for name in names:
             channel = conn.channel()
             try:

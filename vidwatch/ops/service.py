@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import redis
 
 from vidwatch.ops.notify import Notifier
 from vidwatch.results.keys import Keys
+from vidwatch.status import DaemonStatus
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ DEFAULT_WATCHDOG_PING_S = 5.0
 class Supervised(Protocol):
     client: redis.Redis
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> DaemonStatus | Mapping[str, Any]: ...
 
 
-def dead_observers(status: dict[str, Any]) -> list[str]:
-    return [root for root, alive in status.get("observers", {}).items() if not alive]
+def dead_observers(status: DaemonStatus | Mapping[str, Any]) -> list[str]:
+    return [root for root, alive in DaemonStatus.coerce(status).observers.items() if not alive]
 
 
 class ServiceNotifier:
@@ -64,11 +65,11 @@ class ServiceNotifier:
         if not self.notifier.enabled:
             return
         now = self.clock()
-        status = self.daemon.status()
+        status = DaemonStatus.coerce(self.daemon.status())
         alive = not dead_observers(status)
         if not self.ready and now >= self._next["ready"]:
             self._next["ready"] = now + READY_CHECK_S
-            waiting = self._waiting_for(status, alive and bool(status.get("observers")))
+            waiting = self._waiting_for(status, alive and bool(status.observers))
             if not waiting:
                 self.ready = True
                 self._last_status = self.status_line(status)
@@ -89,29 +90,30 @@ class ServiceNotifier:
     def stopping(self) -> None:
         self.notifier.stopping("stopping: finishing files in flight")
 
-    def status_line(self, status: dict[str, Any]) -> str:
-        in_flight = status.get("claiming", 0) + status["videos_in_progress"]
+    def status_line(self, status: DaemonStatus | Mapping[str, Any]) -> str:
+        status = DaemonStatus.coerce(status)
+        in_flight = status.claiming + status.videos_in_progress
         try:
             pipe = self.daemon.client.pipeline(transaction=False)
             pipe.zcard(self.keys.backlog)
             pipe.scard(self.keys.inflight)
             waiting, not_done = pipe.execute()
-            backlog = f"backlog {status['settling']} settling, {waiting} to normalize, {not_done} not done"
+            backlog = f"backlog {status.settling} settling, {waiting} to normalize, {not_done} not done"
         except redis.RedisError:
-            backlog = f"backlog {status['settling']} settling, Redis unreachable"
+            backlog = f"backlog {status.settling} settling, Redis unreachable"
         line = f"{in_flight} file(s) in flight; {backlog}"
-        if status["publish_retries"]:
-            line += f"; {status['publish_retries']} waiting for the broker"
-        dead = [root for root, ok in status["observers"].items() if not ok] + list(status["root_errors"])
+        if status.publish_retries:
+            line += f"; {status.publish_retries} waiting for the broker"
+        dead = status.dead_roots
         if dead:
             line += f"; not watching {', '.join(dead)}"
         return line
 
-    def _waiting_for(self, status: dict[str, Any], alive: bool) -> list[str]:
+    def _waiting_for(self, status: DaemonStatus, alive: bool) -> list[str]:
         waiting = []
         if not alive:
             waiting.append("observers")
-        if not status["redis_ok"]:
+        if not status.redis_ok:
             waiting.append("Redis")
         if not waiting and not self.broker_ok()[0]:
             waiting.append("the broker")

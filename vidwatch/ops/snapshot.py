@@ -11,21 +11,23 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from vidwatch.ops.queues import QueueDepth
+from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
 from vidwatch.results.query import VideoQuery, find_videos
-from vidwatch.results.records import STATES
+from vidwatch.results.records import State
 
 RECENT_EVENTS = 2000
 RECENT_SUMMARIES = 50
 _CHUNK = 1000
 # how far along a video is, by state, before the worker reports anything finer
+# How far along the pipeline a state is (a stage marker, not a measure of the work done in it)
 STATE_PROGRESS = {"seen": 0.05, "normalizing": 0.15, "queued": 0.3, "processing": 0.5, "done": 1.0, "failed": 1.0}
-INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "progress", "worker", "published")
+INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "worker", "published")
 
 
 @dataclass
@@ -93,7 +95,7 @@ def workers_by_queue(workers: list[dict[str, Any]], queues: tuple[str, ...]) -> 
 
 def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     """Every video not yet done or failed, oldest first, with a progress fraction."""
-    ids = sorted(client.smembers(keys.inflight))
+    ids = sorted(cast(set[str], client.smembers(keys.inflight)))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -110,7 +112,7 @@ def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
                     "camera": record["camera"] or "",
                     "state": state,
                     "since": _float(record["updated_at"]) or _float(record["seen_at"]),
-                    "progress": progress(state, record["progress"]),
+                    "progress": progress(state),
                     "worker": record["worker"] or "",
                 }
             )
@@ -118,25 +120,20 @@ def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     return rows
 
 
-def progress(state: str, reported: str | None) -> float:
-    """0..1: by state, refined by a worker-reported fraction while processing.
+def progress(state: str) -> float:
+    """0..1: how far along the pipeline the video's state is (the analysis reports its own
+    progress as ``progress`` events, not in the record).
 
-    >>> progress("queued", None)
-    0.3
-    >>> progress("processing", "0.5")
-    0.75
+    >>> progress("queued"), progress("done")
+    (0.3, 1.0)
     """
-    base = STATE_PROGRESS.get(state, 0.0)
-    fraction = _float(reported)
-    if state == "processing" and fraction is not None:
-        return round(base + (1.0 - base) * min(max(fraction, 0.0), 1.0), 3)
-    return base
+    return STATE_PROGRESS.get(state, 0.0)
 
 
 def recent_failures(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str, Any]]:
     """The newest ``failed`` events among the last :data:`RECENT_EVENTS` events."""
     failures = []
-    for entry_id, fields in client.xrevrange(keys.events, count=RECENT_EVENTS):
+    for entry_id, fields in entries(client.xrevrange(keys.events, count=RECENT_EVENTS)):
         if fields.get("type") != "failed":
             continue
         failures.append(
@@ -156,7 +153,7 @@ def recent_failures(client: redis.Redis, keys: Keys, limit: int = 20) -> list[di
 def throughput(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
     """Per analysing process, frames/s of its newest video among the last summaries."""
     out: dict[str, dict[str, Any]] = {}
-    for _, fields in client.xrevrange(keys.summaries, count=RECENT_SUMMARIES):
+    for _, fields in entries(client.xrevrange(keys.summaries, count=RECENT_SUMMARIES)):
         try:
             processing = json.loads(fields.get("processing", "{}"))
         except ValueError:
@@ -176,7 +173,7 @@ def take_snapshot(
     recent: int = 12,
 ) -> Snapshot:
     flight = in_flight(client, keys)
-    backlog = dict.fromkeys(STATES[:4], 0)
+    backlog = {state.value: 0 for state in State.in_flight()}
     for row in flight:
         backlog[row["state"]] = backlog.get(row["state"], 0) + 1
     return Snapshot(

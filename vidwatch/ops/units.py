@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidwatch.config import Config
+from vidwatch.fileio import atomic_write
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 WATCHDOG_S = 30
@@ -266,13 +267,7 @@ REFERENCE = Install(
 def write_units(install: Install, prefix: Path) -> list[Path]:
     written = []
     for name, text in render(install).items():
-        target = prefix / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        partial.chmod(0o644)
-        partial.replace(target)
-        written.append(target)
+        written.append(atomic_write(prefix / name, text, mode=0o644))
     return written
 
 

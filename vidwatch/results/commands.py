@@ -11,9 +11,10 @@ from typing import Any
 from vidwatch.config import Config
 from vidwatch.errors import ConfigError
 from vidwatch.results.query import TIME_FORMS
+from vidwatch.textsafe import printable
 
 
-def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_commands(command: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register ``query``; ``common`` carries ``-c/--config``."""
     query = command.add_parser(
         "query", parents=[common], help="videos and detections by camera, label and recording time",
@@ -66,7 +67,7 @@ def render(result: dict[str, Any]) -> str:
             labels = ",".join(sorted({str(d.get("label")) for d in row["detections"]}))
             lines.append(f"  {_when(row['ts'])}  {row['camera']:<10} {row['video_id']}  "
                          f"frame {row.get('frame', '?'):>6}  {labels}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # a path's controls escaped: one line per row
 
 
 def _when(ts: float | None) -> str:

@@ -1,4 +1,4 @@
-"""Redis connections, configured once: one server, a Redis Cluster, or the primary a Sentinel set names.
+"""Redis connections, configured once, and Redis errors translated into the project's tree.
 
 :func:`connect` picks the client from ``[redis] mode``:
 
@@ -11,11 +11,21 @@
 
 Callers use the one command API whatever the mode (a ``RedisCluster`` offers the same commands,
 routed by key slot).
+
+Code that calls Redis wraps the calls in :func:`redis_errors`; what escapes is a
+:class:`~vidwatch.errors.ResultsUnavailable` (transient: retry later) or a
+:class:`~vidwatch.errors.ResultsError` (permanent), chained to redis's exception::
+
+    with redis_errors(f"ledger: claim {video_id}"):
+        client.set(key, owner, nx=True)
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 import redis
@@ -26,7 +36,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from vidwatch.config import RedisConfig
-from vidwatch.errors import ConfigError
+from vidwatch.errors import ConfigError, ResultsError, ResultsUnavailable
 
 SOCKET_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
@@ -37,6 +47,19 @@ SENTINEL_TIMEOUT_S = 2.0
 # which is transient for vidwatch (retried by the task or the daemon's loop, never a failed video).
 FAILOVER_RETRIES = 12
 FAILOVER_BACKOFF = (0.1, 2.0)  # base, cap (s)
+# Redis errors another attempt may not hit: the server is unreachable, loading its data set,
+# a replica that refuses writes during a fail-over, or slow to answer.
+TRANSIENT_REDIS_ERRORS: tuple[type[redis.RedisError], ...] = (
+    redis.ConnectionError,  # includes BusyLoadingError
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.BusyLoadingError,
+)
+
+Entry = tuple[str, dict[str, str]]  # one stream entry: (id, fields)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def failover_retry() -> Retry:
@@ -115,3 +138,70 @@ def _sentinel_primary(config: RedisConfig, url: str, options: dict[str, Any]) ->
     if not config.service:
         raise ConfigError("redis.service: sentinel mode needs the primary's name")
     return sentinel.master_for(config.service, redis_class=redis.Redis, retry=failover_retry(), **primary_options)
+
+
+def translate_redis_error(exc: redis.RedisError, what: str = "redis") -> ResultsError:
+    """The project's error for a Redis error (not raised; the caller raises it ``from exc``).
+
+    >>> type(translate_redis_error(redis.ConnectionError("refused"))).__name__
+    'ResultsUnavailable'
+    >>> str(translate_redis_error(redis.ResponseError("WRONGTYPE"), "records: get abc"))
+    'records: get abc: WRONGTYPE'
+    """
+    if isinstance(exc, TRANSIENT_REDIS_ERRORS):
+        return ResultsUnavailable(f"{what}: Redis unavailable: {exc}")
+    return ResultsError(f"{what}: {exc}")
+
+
+@contextmanager
+def redis_errors(what: str = "redis") -> Iterator[None]:
+    """Turn Redis errors raised inside the block into :class:`ResultsUnavailable` / :class:`ResultsError`.
+
+    >>> with redis_errors("demo"):
+    ...     raise redis.TimeoutError("Timeout reading from socket")
+    Traceback (most recent call last):
+    ...
+    vidwatch.errors.ResultsUnavailable: demo: Redis unavailable: Timeout reading from socket
+    """
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise translate_redis_error(exc, what) from exc
+
+
+def translates_redis_errors(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator form of :func:`redis_errors`."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with redis_errors(what):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# Replies of a ``decode_responses=True`` client (what :func:`connect` makes), typed once here:
+# redis-py types every reply as bytes-or-str (and optional) whatever the client's settings.
+
+
+def entries(reply: Any) -> list[Entry]:
+    """An XRANGE / XREVRANGE reply."""
+    return cast(list[Entry], reply or [])
+
+
+def stream_reads(reply: Any) -> list[tuple[str, list[Entry]]]:
+    """An XREAD / XREADGROUP reply: (stream, entries) pairs."""
+    return cast(list[tuple[str, list[Entry]]], reply or [])
+
+
+def scored(reply: Any) -> list[tuple[str, float]]:
+    """A ZRANGE… WITHSCORES reply: (member, score) pairs."""
+    return cast(list[tuple[str, float]], reply or [])
+
+
+def fields(reply: Any) -> dict[str, str]:
+    """An HGETALL reply (``{}`` when the key does not exist)."""
+    return cast(dict[str, str], reply or {})

@@ -1,7 +1,9 @@
 """Consume a results stream as one member of a consumer group, at least once, surviving crashes.
 
->>> # consumer = StreamConsumer(client, "vidwatch:summaries", group="archiver", consumer="host-1")
->>> # consumer.run(lambda entry_id, fields: archive(fields))      # blocks; Ctrl-C to stop
+Example (not run: blocks until Ctrl-C)::
+
+    consumer = StreamConsumer(client, "vidwatch:summaries", group="archiver", consumer="host-1")
+    consumer.run(lambda entry_id, fields: archive(fields))
 
 What it guarantees (see ``docs/consumers.md``):
 
@@ -26,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+
+from vidwatch.results.connection import stream_reads
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +155,7 @@ class StreamConsumer:
             logger.warning("consumer %s/%s: group missing on %s; creating it", self.group, self.consumer, self.stream)
             self.ensure_group()
             return []
-        return [entry for _, entries in response or [] for entry in entries]
+        return [entry for _, batch in stream_reads(response) for entry in batch]
 
     def _claim(self) -> list[tuple[str, dict[str, str]]]:
         reply = self.client.xautoclaim(

@@ -29,31 +29,20 @@ kilobytes, so a segment with thousands of tracks stays small.
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from vidwatch.detection import Detection
+from vidwatch.fileio import atomic_write
 
 SHARPNESS_HALF = 100.0  # Laplacian variance at which the sharpness factor is 0.5
 DEFAULT_MAX_SIDE_PX = 256
 DEFAULT_PAD = 0.1  # each side of a box grows by this fraction of its size: some context around the object
-
-
-class TrackedDetection(Protocol):
-    """What :class:`BestCrops` reads of a detection (``vidwatch.engines.Detection`` fits)."""
-
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
-    track: int | None
 
 
 @dataclass
@@ -111,7 +100,7 @@ class BestCrops:
         self,
         image: np.ndarray,
         pts: float,
-        detections: Iterable[TrackedDetection],
+        detections: Iterable[Detection],
         *,
         image_scale: tuple[float, float] = (1.0, 1.0),
     ) -> None:
@@ -193,50 +182,3 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     if not ok:
         raise ValueError(f"crops: JPEG encoding failed for an image of shape {image.shape}")
     return data.tobytes()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` under a hidden temporary name, then rename it into place."""
-    partial = path.with_name(f".{path.name}.part")
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
-def merge(
-    best_a: Mapping[int, Mapping[str, object]],
-    best_b: Mapping[int, Mapping[str, object]],
-    track_map: Mapping[int, int],
-    *,
-    remove_losers: bool = False,
-) -> dict[int, dict[str, object]]:
-    """The best crops of two segments whose tracks were joined.
-
-    ``track_map`` maps a track id of ``best_b`` to the id it continues (in ``best_a``'s
-    numbering, or any id of the joined video); ids of ``best_b`` it does not name are kept
-    as they are, so segments should number their tracks apart (``Tracker(first_id=...)``):
-    an unnamed id present in both is taken for one track.
-    Where both segments have a crop for one track, the higher ``score`` wins; with
-    ``remove_losers`` the losing JPEG is deleted. Keys may be ints or their JSON strings.
-
-    >>> a = {1: {"path": "a1.jpg", "score": 5.0}, 2: {"path": "a2.jpg", "score": 1.0}}
-    >>> b = {"1": {"path": "b1.jpg", "score": 3.0}, "9": {"path": "b9.jpg", "score": 9.0}}
-    >>> {k: v["path"] for k, v in merge(a, b, {9: 2}).items()}
-    {1: 'a1.jpg', 2: 'b9.jpg'}
-    """
-    out: dict[int, dict[str, object]] = {int(k): dict(v) for k, v in best_a.items()}
-    mapping = {int(k): int(v) for k, v in track_map.items()}
-    for key, entry in best_b.items():
-        track = mapping.get(int(key), int(key))
-        current = out.get(track)
-        if current is None or float(entry["score"]) > float(current["score"]):  # type: ignore[arg-type]
-            loser, out[track] = current, dict(entry)
-        else:
-            loser = dict(entry)
-        if remove_losers and loser is not None and loser.get("path") != out[track].get("path"):
-            Path(str(loser["path"])).unlink(missing_ok=True)
-    return dict(sorted(out.items()))

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from vidwatch.results.connection import scored
 from vidwatch.results.keys import Keys
 from vidwatch.results.trim import first_entry_id, is_trimmed
 
@@ -92,7 +93,7 @@ def _camera_detections(client: redis.Redis, keys: Keys, camera: str, query: Dete
     low = "-inf" if query.since is None else repr(query.since - longest - TS_RESOLUTION_S)
     high = "+inf" if query.until is None else repr(query.until)
     index = keys.index_detections(camera)
-    spans = [s for m, score in client.zrangebyscore(index, low, high, withscores=True)
+    spans = [s for m, score in scored(client.zrangebyscore(index, low, high, withscores=True))
              if (s := Span.parse(str(m), float(score))) is not None and s.last_ts >= since]
     if not spans:
         return []
@@ -166,8 +167,8 @@ def video_detections(
     """Every detections entry of one run of one video recorded in ``[since, until]`` (for sidecars)."""
     index = keys.index_detections(camera)
     longest = float(client.hget(keys.index_detections_span, camera) or 0.0)
-    spans = [s for m, score in client.zrangebyscore(index, repr(since - longest - 1.0), repr(until + 1.0),
-                                                    withscores=True)
+    spans = [s for m, score in scored(client.zrangebyscore(index, repr(since - longest - 1.0), repr(until + 1.0),
+                                                           withscores=True))
              if (s := Span.parse(str(m), float(score))) is not None and s.video_id == video_id and s.run == run]
     pipe = client.pipeline(transaction=False)
     for span in sorted(spans, key=lambda s: (int(s.segment), s.first_id)):

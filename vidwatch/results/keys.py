@@ -89,13 +89,10 @@ class Keys:
     def join(self, video_id: str, run: str = "1") -> str:
         """hash: segment number -> that segment's partial summary (JSON), per run; the summary joins them.
 
-        ``join(video_id, "")`` is the prefix the segment script appends the run to.
+        ``join(video_id, "")`` is the prefix the segment script appends the run to; the script also
+        sets ``<join>:fired`` for the one segment finisher of a run that enqueues the summary.
         """
         return self._k("join", video_id, f"r{run}")
-
-    def join_fired(self, video_id: str, run: str = "1") -> str:
-        """string: set by the one segment finisher of a run that enqueues the summary."""
-        return self._k("join", video_id, f"r{run}", "fired")
 
     def deliveries(self, task_id: str) -> str:
         """counter: how often a task message was delivered (poison-message detection)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from vidwatch.results.connection import entries, scored
 from vidwatch.results.keys import Keys
 from vidwatch.results.trim import live_summaries
 
@@ -57,7 +58,7 @@ def parse_time(text: str | float | None, *, now: float | None = None) -> float |
             raise ValueError(f"expected a finite time, got {text!r}")
         return value
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"expected {TIME_FORMS}; got {text!r}") from None
     if stamp.tzinfo is None:
@@ -100,7 +101,7 @@ def find_video_ids(client: redis.Redis, keys: Keys, query: VideoQuery) -> list[t
     found: list[tuple[str, float]] = []
     offset = 0
     while len(found) < query.limit:
-        chunk = client.zrevrangebyscore(primary, high, low, start=offset, num=_CHUNK, withscores=True)
+        chunk = scored(client.zrevrangebyscore(primary, high, low, start=offset, num=_CHUNK, withscores=True))
         if not chunk:
             break
         alive = live_summaries(client, keys, [str(vid) for vid, _ in chunk])
@@ -158,10 +159,10 @@ def summary_of(client: redis.Redis, keys: Keys, video_id: str) -> dict[str, Any]
     summary_id = client.hget(keys.video(video_id), "summary_id")
     if not summary_id:
         return None
-    entries = client.xrange(keys.summaries, min=summary_id, max=summary_id, count=1)
-    if not entries:
+    found = entries(client.xrange(keys.summaries, min=summary_id, max=summary_id, count=1))
+    if not found:
         return None  # trimmed from the stream
-    entry_id, fields = entries[0]
+    entry_id, fields = found[0]
     out: dict[str, Any] = {"summary_id": entry_id}
     for key, value in fields.items():
         if key in ("labels", "activity", "thumbnails", "processing", "analysis", "analyzers"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from vidwatch.config import Config
+from vidwatch.fileio import atomic_write
+from vidwatch.paths import camera_component
 from vidwatch.results.version import SCHEMA_VERSION
 from vidwatch.results.writer import FrameResult
 
@@ -39,7 +40,7 @@ def sidecar_path(config: Config, video_id: str, camera: str) -> Path | None:
     folder = config.results.sidecar_dir
     if folder is None:
         return None
-    return folder / (_SAFE.sub("_", camera) or "default") / f"{_SAFE.sub('_', video_id)}.json"
+    return folder / camera_component(camera) / f"{_SAFE.sub('_', video_id)}.json"  # never outside `folder`
 
 
 def write_sidecar(
@@ -67,23 +68,14 @@ def write_sidecar(
         "summary": {key: _decoded(key, value) for key, value in summary_fields.items()},
         "detections": [_frame(item, start_ts) for item in detections],
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"), sort_keys=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    atomic_write(target, json.dumps(document, separators=(",", ":"), sort_keys=False), unique=True, fsync=True)
     logger.debug("sidecar video=%s: %s", video_id, target)
     return target
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
 
 
 def _decoded(key: str, value: Any) -> Any:
@@ -103,16 +95,3 @@ def _frame(item: FrameResult | Mapping[str, Any], start_ts: float | None) -> dic
         out["detections"] = [d.as_json() for d in item.detections]
         return out
     return {key: _decoded(key, value) for key, value in item.items()}
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        logger.debug("sidecar: cannot fsync folder %s", folder)
-    finally:
-        os.close(fd)

@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 
 import redis
 
+from vidwatch.results.connection import stream_reads
 from vidwatch.results.consumer import StreamConsumer
 from vidwatch.results.keys import Keys
+from vidwatch.textsafe import printable
 
 BLOCK_MS = 1000
 
@@ -39,8 +41,8 @@ def follow(
                 return
             continue
         idle_since = time.monotonic()
-        for _, entries in response:
-            for entry_id, fields in entries:
+        for _, batch in stream_reads(response):
+            for entry_id, fields in batch:
                 yield entry_id, fields
                 last_id = entry_id
 
@@ -86,7 +88,14 @@ def tail(
 
 
 def format_entry(entry_id: str, fields: dict[str, str], *, as_json: bool) -> str:
+    r"""One line per entry: ``id k=v k=v`` with controls escaped, or JSON (whose escapes do the same).
+
+    >>> format_entry("1-0", {"type": "done", "path": "/nvr/x\n1-1 type=done"}, as_json=False)
+    '1-0 type=done path=/nvr/x\\n1-1 type=done'
+    >>> format_entry("1-0", {"path": "/nvr/\x1b]0;t\x07"}, as_json=True)
+    '{"id": "1-0", "path": "/nvr/\\u001b]0;t\\u0007"}'
+    """
     if as_json:
-        return json.dumps({"id": entry_id, **fields}, sort_keys=False)
-    parts = [f"{k}={v}" for k, v in fields.items()]
-    return f"{entry_id} " + " ".join(parts)
+        return json.dumps({"id": entry_id, **fields}, sort_keys=False)  # ASCII only: controls are \u escapes
+    parts = [f"{printable(k)}={printable(v)}" for k, v in fields.items()]
+    return f"{printable(entry_id)} " + " ".join(parts)

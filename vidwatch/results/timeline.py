@@ -1,9 +1,14 @@
-"""A timeline image of one video: activity and per-label presence over time, as a PNG.
+"""A timeline of one video: activity and per-label presence over time, as a PNG or an SVG.
 
 One row for activity, then one row per label (in the order given), each a light track
-with the spans drawn over it in a solid colour; below them a time axis with ticks at a
-round interval (1 s … 1 h) labelled ``m:ss`` or ``h:mm:ss``. Drawn with OpenCV, written
-atomically (temporary name, then rename).
+with the spans drawn over it in a solid colour. Both pictures place rows and times with
+one :class:`Layout`:
+
+- :func:`render_timeline`: the PNG the summary task writes (presence from the joined
+  tracks), with a time axis at a round interval (1 s … 1 h) labelled ``m:ss`` or
+  ``h:mm:ss``. Drawn with OpenCV (imported when drawing), written atomically.
+- :func:`timeline_svg`: the small SVG ``GET /videos/{id}/timeline.svg`` draws from a
+  stored summary (a label's presence: its first to its last sighting).
 
 >>> layout = Layout(duration_s=60.0, rows=2)
 >>> layout.x(0.0), layout.x(60.0), layout.size
@@ -17,12 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
+from vidwatch.fileio import atomic_write
 
-from vidwatch.results.crops import atomic_write
+if TYPE_CHECKING:
+    import numpy as np
 
 BACKGROUND = (255, 255, 255)
 TRACK = (236, 236, 236)
@@ -33,7 +40,7 @@ PALETTE = [  # BGR, distinct on white
     (180, 119, 31), (14, 127, 255), (44, 160, 44), (189, 103, 148), (75, 86, 140),
     (194, 119, 227), (34, 189, 188), (207, 190, 23), (127, 127, 127),
 ]
-FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600]
 TARGET_TICKS = 12
 
@@ -88,11 +95,14 @@ def timecode(t_s: float) -> str:
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45) -> None:
+    import cv2
+
     cv2.putText(image, text, origin, FONT, scale, INK, 1, cv2.LINE_AA)
 
 
 def _fit(text: str, width_px: int, scale: float = 0.45) -> str:
     """``text``, shortened and ended with ``..`` when it is wider than ``width_px``."""
+    import cv2
 
     def fits(candidate: str) -> bool:
         return cv2.getTextSize(candidate, FONT, scale, 1)[0][0] <= width_px
@@ -105,6 +115,8 @@ def _fit(text: str, width_px: int, scale: float = 0.45) -> str:
 
 
 def _spans(image: np.ndarray, layout: Layout, index: int, spans: Sequence[Sequence[float]], colour: tuple) -> None:
+    import cv2
+
     top, bottom = layout.row(index)
     cv2.rectangle(image, (layout.x(0), top), (layout.x(layout.duration_s), bottom), TRACK, cv2.FILLED)
     for start, end in spans:
@@ -125,6 +137,9 @@ def render_timeline(
     ``activity`` and each ``presence[label]`` are ``[start_s, end_s]`` spans of media time;
     a span of zero length still shows as a one-pixel line.
     """
+    import cv2
+    import numpy as np
+
     if not duration_s > 0:
         raise ValueError(f"timeline: expected duration_s > 0, got {duration_s}")
     if width_px < 300:
@@ -162,3 +177,66 @@ def render_timeline(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, data.tobytes())
     return path
+
+
+# the SVG's geometry: small, for a page
+SVG_LAYOUT = {"width_px": 400, "label_px": 70, "right_px": 0, "top_px": 2, "row_px": 14, "gap_px": 0, "axis_px": 2}
+SVG_ACTIVITY, SVG_LABEL, SVG_TRACK, SVG_INK = "#2563eb", "#16a34a", "#e5e7eb", "#333"
+LAST_SIGHTING_S = 0.2  # a label's presence in the SVG ends this long after its last sighting
+
+
+Spans = list[tuple[float, float]]
+
+
+def summary_rows(summary: Mapping[str, Any]) -> tuple[float, Spans, dict[str, Spans]]:
+    """(duration_s, activity, presence) of a stored summary, ignoring values of the wrong shape.
+
+    A label's presence is one span from its first to its last sighting.
+
+    >>> car = {"first_pts": 1.0, "last_pts": 4.0}
+    >>> summary_rows({"duration": 6.0, "activity": [[1, 2], [3]], "labels": {"car": car}})
+    (6.0, [(1.0, 2.0)], {'car': [(1.0, 4.2)]})
+    """
+    try:
+        duration = float(summary.get("duration") or 0.0)
+    except (TypeError, ValueError):
+        duration = 0.0
+    raw_activity = summary.get("activity")
+    activity = _pairs(raw_activity if isinstance(raw_activity, list) else [])
+    labels = summary.get("labels")
+    presence: dict[str, Spans] = {}
+    for name, stats in sorted(labels.items() if isinstance(labels, dict) else []):
+        facts = stats if isinstance(stats, dict) else {}
+        first, last = facts.get("first_pts"), facts.get("last_pts")
+        if isinstance(first, int | float) and isinstance(last, int | float):
+            presence[str(name)] = [(float(first), float(last) + LAST_SIGHTING_S)]
+    return duration, activity, presence
+
+
+def _pairs(raw: list[Any]) -> Spans:
+    return [
+        (float(item[0]), float(item[1])) for item in raw
+        if isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(v, int | float) for v in item)
+    ]
+
+
+def timeline_svg(summary: Mapping[str, Any]) -> str:
+    """The stored summary's timeline as an SVG: one bar for activity, one per label."""
+    duration, activity, presence = summary_rows(summary)
+    rows = [("activity", activity, SVG_ACTIVITY)] + [(name, spans, SVG_LABEL) for name, spans in presence.items()]
+    layout = Layout(duration_s=duration or 1.0, rows=len(rows), **SVG_LAYOUT)
+    width, height = layout.size
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="10">'
+    ]
+    for index, (name, spans, colour) in enumerate(rows):
+        top = layout.row(index)[0]
+        parts.append(f'<text x="0" y="{top + 10}" fill="{SVG_INK}">{escape(name[:12])}</text>')
+        parts.append(f'<rect x="{layout.x(0)}" y="{top + 2}" width="{layout.plot_px}" height="9" fill="{SVG_TRACK}"/>')
+        for start, end in spans:
+            x1 = layout.x(start)
+            w = max(1, layout.x(end) - x1)
+            parts.append(f'<rect x="{x1}" y="{top + 2}" width="{w}" height="9" fill="{colour}"/>')
+    parts.append("</svg>")
+    return "".join(parts)

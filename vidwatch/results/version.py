@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vidwatch.config import Config
+from vidwatch.fileio import sha256_file
 
 SCHEMA_VERSION = "1"
 MODEL_HASH_CHARS = 16
@@ -38,11 +39,13 @@ class AnalysisVersion:
 
 
 def analysis_version(config: Config, *, engine_kind: str | None = None) -> AnalysisVersion:
-    """The analysis version of ``config``; ``engine_kind`` is the engine actually loaded (else the chosen one)."""
-    from vidwatch.engines import choose_kind  # engines import heavy modules lazily; keep this one late too
+    """The analysis version of ``config``; ``engine_kind`` is the engine actually loaded.
 
+    Without ``engine_kind``, the kind the settings decide (``auto`` with a model stays ``auto``:
+    the worker, which knows its engine, passes it).
+    """
     engine = config.engine
-    kind = engine_kind or choose_kind(engine)[0]
+    kind = engine_kind or engine.configured_kind or engine.kind
     settings: dict[str, Any] = {
         "fps": config.analysis.fps,
         "size": config.analysis.size,
@@ -88,8 +91,4 @@ def _hash_of(path: Path) -> str | None:
 @lru_cache(maxsize=16)
 def _cached_hash(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of the file (prefix), computed once per file version and process."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:MODEL_HASH_CHARS]
+    return sha256_file(Path(path))[:MODEL_HASH_CHARS]

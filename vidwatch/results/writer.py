@@ -15,9 +15,11 @@ from typing import Any
 import redis
 
 from vidwatch.config import Config
-from vidwatch.engines.base import Detection
+from vidwatch.detection import Detection
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
+from vidwatch.results.partials import SegmentPartial
+from vidwatch.results.summary import Summary
 from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion, analysis_version
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
@@ -171,7 +173,7 @@ class ResultWriter:
         start_ts: float,
         frames: Sequence[FrameResult],
         *,
-        partial: dict[str, Any] | None = None,
+        partial: SegmentPartial | dict[str, Any] | None = None,
         segments: int = 1,
     ) -> SegmentWrite:
         """Append one entry per frame with detections and record the segment's partial, atomically.
@@ -180,6 +182,8 @@ class ResultWriter:
         exactly one caller: the first to find every one of the ``segments`` in. Also indexes the
         segment's first/last entry ids by recording time (``index:detections:<camera>``).
         """
+        if isinstance(partial, SegmentPartial):
+            partial = partial.to_dict()
         stamp = ["schema", SCHEMA_VERSION]
         if self.analysis is not None:
             stamp += ["analysis_version", self.analysis.id]
@@ -221,9 +225,18 @@ class ResultWriter:
         return SegmentWrite(bool(written), bool(complete), bool(fire))
 
     def partials(self, video_id: str, run: str = "1") -> dict[int, dict[str, Any]]:
-        """Every segment's partial recorded so far in this run, by segment number."""
+        """Deprecated (use :meth:`segment_partials`): every segment's partial of this run as JSON dicts."""
         raw = self.client.hgetall(self.keys.join(video_id, run))
         return {int(k): json.loads(v) for k, v in raw.items()}
+
+    def segment_partials(self, video_id: str, run: int | str = 1) -> dict[int, SegmentPartial]:
+        """Every segment's partial recorded so far in this run, by segment number."""
+        return {k: SegmentPartial.from_dict(v) for k, v in self.partials(video_id, str(run)).items()}
+
+    def write_video_summary(self, summary: Summary, start_ts: float) -> str | None:
+        """:meth:`write_summary` of a typed :class:`Summary`; returns the entry id (None: the video failed)."""
+        return self.write_summary(summary.video_id, summary.path, summary.camera, start_ts, summary.to_fields(),
+                                  summary.label_first_pts())
 
     def write_summary(
         self,

@@ -17,22 +17,21 @@ a stage never breaks a summary.
 >>> apply([Size()], tracks, Context(camera="cam1", video_id="v1"))[3]["size"]
 {'w': 40.0}
 
-This package imports neither :mod:`vidwatch.config` nor the engines, so the
-configuration can import the settings models.
+Registering a plugin (``register("dominant_colour", DominantColourSettings)``) also
+registers its settings model in :data:`vidwatch.registry.STAGE_SETTINGS`, through which the
+configuration validates ``[[stages]]`` tables without importing this package itself.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Protocol
 
 from vidwatch.errors import VidwatchError
-from vidwatch.registry import Registry
+from vidwatch.registry import STAGE_SETTINGS, PluginSettings, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +40,8 @@ class StageError(VidwatchError):
     """A crop stage could not produce its fields for one crop."""
 
 
-class StageSettings(BaseModel):
+class StageSettings(PluginSettings):
     """Base of every stage's settings: unknown keys are refused, values frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -92,27 +89,23 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
-Factory = Callable[[StageSettings], Stage]
-_REGISTRY: Registry[Factory] = Registry("stage")
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a factory under its settings' ``type``; a duplicate is an error."""
-    return _REGISTRY.register(name)
+Factory = Callable[[Any], Stage]  # takes its own settings model
+_REGISTRY: Registry[Factory] = Registry("stage", settings=STAGE_SETTINGS)
+register = _REGISTRY.register  # register("name", Settings)(factory): a duplicate is an error
 
 
 def registered() -> list[str]:
     return _REGISTRY.names()
 
 
-def build(settings: list[StageSettings]) -> list[Stage]:
+def build(settings: Sequence[PluginSettings]) -> list[Stage]:
     """One stage per configured ``[[stages]]`` table, in order (not loaded yet).
 
     Stages hold no per-video state (each crop carries its video's :class:`Context`):
     build them once per worker process and :func:`apply` them to every video, so that
     per-stage limits (``http_forward``'s request rate) hold across videos.
     """
-    return [_REGISTRY[s.type](s) for s in settings]  # type: ignore[attr-defined]
+    return [_REGISTRY[s.type](s) for s in settings]
 
 
 def _keys(stages: list[Stage]) -> list[str]:
@@ -131,7 +124,7 @@ def apply(
 ) -> dict[int, dict[str, object]]:
     """Run every stage on every track's crop; each stage's fields go under its name.
 
-    ``tracks`` is what ``BestCrops.write`` (or ``crops.merge``) returned. The stages are
+    ``tracks`` is what ``BestCrops.write`` returned (merged over segments by ``tasks.join.best_crops``). The stages are
     loaded first and closed afterwards; a stage whose ``load`` fails records its error
     for every track.
     """

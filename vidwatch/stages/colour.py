@@ -120,4 +120,4 @@ class DominantColour:
         """Holds nothing."""
 
 
-register("dominant_colour")(DominantColour)
+register("dominant_colour", DominantColourSettings)(DominantColour)

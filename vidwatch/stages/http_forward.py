@@ -16,7 +16,8 @@ JPEG in base64) — and the JSON object the service answers becomes the track's
 
 Environment proxy variables are ignored: the service is on the site's network.
 
->>> bucket = TokenBucket(rate_per_s=2, burst=1, clock=FakeClock(), sleep=None)
+>>> now = [0.0]  # a clock that sleeping advances
+>>> bucket = TokenBucket(rate_per_s=2, burst=1, clock=lambda: now[0], sleep=lambda s: now.append(now.pop() + s))
 >>> [bucket.acquire() for _ in range(3)], bucket.waits
 ([0.0, 0.5, 0.5], 2)
 """
@@ -74,26 +75,11 @@ class HttpForwardSettings(StageSettings):
         return value
 
 
-class FakeClock:
-    """A clock for tests and doctests: ``sleep`` advances it instead of waiting."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 class TokenBucket:
     """``burst`` tokens, refilled at ``rate_per_s``; :meth:`acquire` waits for one and says how long.
 
-    ``clock`` and ``sleep`` are injectable (a :class:`FakeClock` passes as the clock and,
-    when ``sleep`` is None, supplies its own ``sleep``). ``waits`` counts the acquisitions
+    ``clock`` and ``sleep`` are injectable; with ``sleep=None`` the clock's own ``sleep``
+    method is used (a test clock that advances instead of waiting). ``waits`` counts the acquisitions
     that had to wait. Thread-safe.
     """
 
@@ -250,4 +236,4 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-register("http_forward")(HttpForward)
+register("http_forward", HttpForwardSettings)(HttpForward)

@@ -15,6 +15,18 @@ DEAD_EXCHANGE = "vidwatch.dead"
 DEAD_QUEUE = "dead"
 
 
+def task_id(video_id: str, unit: str = "analyze") -> str:
+    """The message id of one unit of work on one video version: ``analyze``, ``seg<k>`` or ``summary``.
+
+    Deterministic, so a republished or redelivered message carries the same id (and the same
+    delivery count).
+
+    >>> task_id("4f2a", "seg3")
+    '4f2a.seg3'
+    """
+    return f"{video_id}.{unit}"
+
+
 def dead_letter_queue() -> Queue:
     """Where poison messages end (rejected without requeue), for a person to look at."""
     return Queue(DEAD_QUEUE, Exchange(DEAD_EXCHANGE, type="fanout", durable=True), routing_key="#", durable=True)

@@ -1,4 +1,10 @@
-"""Segment partials and their merge into one video summary.
+"""Fan-out and join: a long video's segments, their partials, and the merge into one summary.
+
+A video longer than ``[analysis] segment_seconds`` is cut at keyframes (:func:`plan_segments`,
+kept in the video's record so a redelivery plans the same) and fanned out as one task per
+segment (:func:`fan_out`). The join is kept in Redis, not in Celery's chord counter: each
+segment's write records its partial and says whether every segment is in
+(:func:`segment_in`); the one that finds them all enqueues the summary.
 
 Each segment task reduces its analysis to a small JSON *partial* (frame count, per-label
 track ids and times, active pts, the first and last sighting of each track, its best
@@ -9,13 +15,27 @@ tracks, as in a single pass.
 
 from __future__ import annotations
 
+import enum
 import itertools
+import json
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from vidwatch.results.summary import merge_activity
+from vidwatch.media.probe import Probe
+from vidwatch.results.partials import LabelTracks, SegmentPartial, Sighting
+from vidwatch.results.records import VideoRecord
+from vidwatch.results.summary import LabelSummary, merge_activity
+from vidwatch.results.writer import SegmentWrite
+from vidwatch.tasks.app import SEGMENT_TASK, SUMMARY_TASK, task_id, time_limits
 from vidwatch.tasks.pipeline import TRACK_MAX_AGE_S, Analysis
+from vidwatch.tasks.resources import WorkerContext, worker_name
+from vidwatch.tasks.segments import keyframe_times, plan
 from vidwatch.tasks.track import affinity
+
+logger = logging.getLogger(__name__)
 
 TRACK_ID_STRIDE = 1_000_000  # segment k's tracks are numbered from k * stride + 1
 
@@ -24,37 +44,80 @@ def track_base(segment: int) -> int:
     return segment * TRACK_ID_STRIDE
 
 
+def plan_segments(context: WorkerContext, record: VideoRecord, spool: Path, facts: Probe) -> list[tuple[float, float]]:
+    """The segment plan ``[(start_s, length_s), …]``, computed once and kept in the record."""
+    if record.segments:
+        return list(record.segments)
+    analysis = context.config.analysis
+    keyframes = keyframe_times(spool) if facts.duration_s > analysis.segment_seconds * 1.5 else [0.0]
+    segments = plan(facts.duration_s, analysis.fps, analysis.segment_seconds, keyframes)
+    key = context.keys.video(record.video_id)
+    context.client.hsetnx(key, "segments", json.dumps([list(s) for s in segments]))  # a concurrent plan wins
+    return [(float(a), float(b)) for a, b in json.loads(str(context.client.hget(key, "segments") or "[]"))]
+
+
+def fan_out(context: WorkerContext, video_id: str, segments: Sequence[tuple[float, float]], queue: str) -> None:
+    """One task per segment on ``queue``, each with time limits for its own length."""
+    for k, (_, length_s) in enumerate(segments):
+        soft, hard = time_limits(context.config, length_s)
+        context.app.send_task(
+            SEGMENT_TASK[queue], args=[video_id, k], task_id=task_id(video_id, f"seg{k}"),
+            soft_time_limit=soft, time_limit=hard,
+        )
+    logger.info("analyze video=%s: %d segments fanned out", video_id, len(segments))
+
+
+class Joined(enum.Enum):
+    """Where the video stands once a segment is in (the value is the segment task's result)."""
+
+    WAITING = "segment done"  # other segments are still to come
+    SENT = "segments done"  # this one completed the video: the summary task is enqueued
+    HERE = "summarize here"  # a one-segment video: its own task summarises
+
+
+def segment_in(
+    context: WorkerContext, video_id: str, path: str, k: int, segments: int, written: SegmentWrite
+) -> Joined:
+    """After segment ``k``'s write: report it, and enqueue the summary when it completed the video.
+
+    The finisher that found every segment in enqueues the summary; so does a redelivered
+    finisher (it may have died before enqueueing): the summary is idempotent.
+    """
+    if written.written and segments > 1:
+        context.event("segment_done", video_id, path, {"segment": k, "segments": segments, "worker": worker_name()})
+    if not (written.complete and (written.fire or not written.written)):
+        return Joined.WAITING
+    if segments == 1:
+        return Joined.HERE
+    context.app.send_task(SUMMARY_TASK, args=[video_id], task_id=task_id(video_id, "summary"))
+    return Joined.SENT
+
+
 def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, worker: str,
             thumbnail: str | None, thumbnail_area: float,
-            crops: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The JSON-able summary of one segment."""
+            crops: Mapping[int, Mapping[str, Any]] | None = None) -> SegmentPartial:
+    """What one segment found, reduced to what the merge needs."""
     builder = analysis.summary
-    labels = {
-        label: {
-            "tracks": sorted(stats.tracks),
-            "max_simultaneous": stats.max_simultaneous,
-            "first_pts": stats.first_pts,
-            "last_pts": stats.last_pts,
-        }
-        for label, stats in builder.labels.items()
-    }
-    return {
-        "start": start_s,
-        "end": end_s,
-        "frames": builder.frames,
-        "active_pts": builder.active_pts,
-        "labels": labels,
-        "first": {str(t): [lab, list(box), pts] for t, (lab, box, pts) in analysis.track_first.items()},
-        "last": {str(t): [lab, list(box), pts] for t, (lab, box, pts) in analysis.track_last.items()},
-        "thumbnail": thumbnail,
-        "thumbnail_area": thumbnail_area,
-        "wall_s": wall_s,
-        "worker": worker,
-        "analyzers": analysis.analyzers,
-        "crops": {str(t): entry for t, entry in (crops or {}).items()},
-        "engine_calls": analysis.engine_calls,
-        "engine_frames": analysis.engine_frames,
-    }
+    return SegmentPartial(
+        start=start_s,
+        end=end_s,
+        frames=builder.frames,
+        active_pts=tuple(builder.active_pts),
+        labels={
+            label: LabelTracks(tuple(sorted(stats.tracks)), stats.max_simultaneous, stats.first_pts, stats.last_pts)
+            for label, stats in builder.labels.items()
+        },
+        first={t: Sighting(label, box, pts) for t, (label, box, pts) in analysis.track_first.items()},
+        last={t: Sighting(label, box, pts) for t, (label, box, pts) in analysis.track_last.items()},
+        thumbnail=thumbnail,
+        thumbnail_area=thumbnail_area,
+        wall_s=wall_s,
+        worker=worker,
+        analyzers=analysis.analyzers,
+        crops=dict(crops or {}),
+        engine_calls=analysis.engine_calls,
+        engine_frames=analysis.engine_frames,
+    )
 
 
 class _UnionFind:
@@ -72,29 +135,27 @@ class _UnionFind:
         self.parent[self.find(b)] = self.find(a)
 
 
-def best_crops(parts: list[dict[str, Any]], track_map: dict[int, int]) -> dict[int, dict[str, Any]]:
+def best_crops(parts: Sequence[SegmentPartial], track_map: Mapping[int, int]) -> dict[int, Mapping[str, Any]]:
     """Each joined track's best crop over all segments (the highest score wins)."""
-    best: dict[int, dict[str, Any]] = {}
+    best: dict[int, Mapping[str, Any]] = {}
     for part in parts:
-        for track, entry in (part.get("crops") or {}).items():
-            joined = track_map.get(int(track), int(track))
+        for track, entry in part.crops.items():
+            joined = track_map.get(track, track)
             if joined not in best or entry["score"] > best[joined]["score"]:
                 best[joined] = entry
     return best
 
 
-def presence(parts: list[dict[str, Any]], track_map: dict[int, int]) -> dict[str, list[list[float]]]:
+def presence(parts: Sequence[SegmentPartial], track_map: Mapping[int, int]) -> dict[str, list[list[float]]]:
     """Per label, the spans in which one of its (joined) tracks was seen."""
     spans: dict[int, list[Any]] = {}
     for part in parts:
-        for track, (label, _, pts) in part["first"].items():
-            joined = track_map.get(int(track), int(track))
-            entry = spans.setdefault(joined, [label, pts, pts])
-            entry[1] = min(entry[1], pts)
-        for track, (label, _, pts) in part["last"].items():
-            joined = track_map.get(int(track), int(track))
-            entry = spans.setdefault(joined, [label, pts, pts])
-            entry[2] = max(entry[2], pts)
+        for track, seen in part.first.items():
+            entry = spans.setdefault(track_map.get(track, track), [seen.label, seen.pts, seen.pts])
+            entry[1] = min(entry[1], seen.pts)
+        for track, seen in part.last.items():
+            entry = spans.setdefault(track_map.get(track, track), [seen.label, seen.pts, seen.pts])
+            entry[2] = max(entry[2], seen.pts)
     by_label: dict[str, list[tuple[float, float]]] = {}
     for label, start, end in spans.values():
         by_label.setdefault(label, []).append((start, end))
@@ -113,8 +174,10 @@ def _union(spans: list[tuple[float, float]]) -> list[list[float]]:
 
 @dataclass(frozen=True)
 class Merged:
+    """The partials of a video's segments, joined."""
+
     frames: int
-    labels: dict[str, dict[str, Any]]
+    labels: dict[str, LabelSummary]
     activity: list[tuple[float, float]]
     track_map: dict[int, int]  # segment-local track id -> the video's track id
     thumbnail: str | None
@@ -123,18 +186,16 @@ class Merged:
     analyzers: dict[str, Any]
 
 
-def join_tracks(parts: list[dict[str, Any]], fps: float) -> dict[int, int]:
+def join_tracks(parts: Sequence[SegmentPartial], fps: float) -> dict[int, int]:
     """Map every track id to the id of the track it continues across cuts."""
     uf = _UnionFind()
     max_gap_s = TRACK_MAX_AGE_S + 1.0 / fps
     for before, after in itertools.pairwise(parts):
-        ends = [(int(t), lab, tuple(box), pts) for t, (lab, box, pts) in before["last"].items()
-                if pts >= before["end"] - max_gap_s]
-        starts = [(int(t), lab, tuple(box), pts) for t, (lab, box, pts) in after["first"].items()
-                  if pts <= after["start"] + max_gap_s]
+        ends = [(t, s) for t, s in before.last.items() if s.pts >= before.end - max_gap_s]
+        starts = [(t, s) for t, s in after.first.items() if s.pts <= after.start + max_gap_s]
         pairs = sorted(
-            ((affinity(a_box, b_box), a, b) for a, a_lab, a_box, _ in ends for b, b_lab, b_box, _ in starts
-             if a_lab == b_lab),
+            ((affinity(a_seen.box, b_seen.box), a, b) for a, a_seen in ends for b, b_seen in starts
+             if a_seen.label == b_seen.label),
             reverse=True,
         )
         used_a: set[int] = set()
@@ -145,58 +206,53 @@ def join_tracks(parts: list[dict[str, Any]], fps: float) -> dict[int, int]:
             used_a.add(a)
             used_b.add(b)
             uf.union(a, b)
-    mapping: dict[int, int] = {}
-    for part in parts:
-        for stats in part["labels"].values():
-            for track in stats["tracks"]:
-                mapping[int(track)] = uf.find(int(track))
-    return mapping
+    return {track: uf.find(track) for part in parts for stats in part.labels.values() for track in stats.tracks}
 
 
-def merge(parts: list[dict[str, Any]], fps: float, *, min_gap_s: float, min_activity_s: float) -> Merged:
+def merge(parts: Sequence[SegmentPartial], fps: float, *, min_gap_s: float, min_activity_s: float) -> Merged:
     """One summary from the partials of consecutive segments (ordered by start)."""
-    parts = sorted(parts, key=lambda p: p["start"])
+    parts = sorted(parts, key=lambda p: p.start)
     track_map = join_tracks(parts, fps)
-    labels: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for label, stats in part["labels"].items():
-            merged = labels.setdefault(label, {"tracks": set(), "max_simultaneous": 0, "first_pts": None,
-                                               "last_pts": None})
-            merged["tracks"].update(track_map[int(t)] for t in stats["tracks"])
-            merged["max_simultaneous"] = max(merged["max_simultaneous"], stats["max_simultaneous"])
-            if stats["first_pts"] is not None:
-                first = merged["first_pts"]
-                merged["first_pts"] = stats["first_pts"] if first is None else min(first, stats["first_pts"])
-                last = merged["last_pts"]
-                merged["last_pts"] = stats["last_pts"] if last is None else max(last, stats["last_pts"])
-    labels_json = {
-        label: {
-            "tracks": len(stats["tracks"]),
-            "max_simultaneous": stats["max_simultaneous"],
-            "first_pts": None if stats["first_pts"] is None else round(stats["first_pts"], 3),
-            "last_pts": None if stats["last_pts"] is None else round(stats["last_pts"], 3),
-        }
-        for label, stats in sorted(labels.items())
-    }
-    active = [pts for part in parts for pts in part["active_pts"]]
-    activity = merge_activity(active, 1.0 / fps, min_gap_s=min_gap_s, min_activity_s=min_activity_s)
-    best = max(parts, key=lambda p: p.get("thumbnail_area") or 0.0)
-    if len(parts) == 1:
-        analyzers = dict(parts[0].get("analyzers") or {})
-    else:
-        names = sorted({name for part in parts for name in (part.get("analyzers") or {})})
-        analyzers = {
-            name: [{"segment_start": p["start"], "value": p["analyzers"][name]} for p in parts
-                   if name in (p.get("analyzers") or {})]
-            for name in names
-        }
+    active = [pts for part in parts for pts in part.active_pts]
+    best = max(parts, key=lambda p: p.thumbnail_area or 0.0)
     return Merged(
-        frames=sum(p["frames"] for p in parts),
-        labels=labels_json,
-        activity=activity,
+        frames=sum(p.frames for p in parts),
+        labels=_merge_labels(parts, track_map),
+        activity=merge_activity(active, 1.0 / fps, min_gap_s=min_gap_s, min_activity_s=min_activity_s),
         track_map=track_map,
-        thumbnail=best.get("thumbnail") if best.get("thumbnail_area") else None,
-        wall_s=sum(p["wall_s"] for p in parts),
-        workers=sorted({p["worker"] for p in parts}),
-        analyzers=analyzers,
+        thumbnail=best.thumbnail if best.thumbnail_area else None,
+        wall_s=sum(p.wall_s for p in parts),
+        workers=sorted({p.worker for p in parts}),
+        analyzers=_merge_analyzers(parts),
     )
+
+
+def _merge_labels(parts: Sequence[SegmentPartial], track_map: Mapping[int, int]) -> dict[str, LabelSummary]:
+    """Per label: joined tracks counted, the most at once in any segment, first and last pts (ms rounded)."""
+    tracks: dict[str, set[int]] = {}
+    most: dict[str, int] = {}
+    seen: dict[str, tuple[float, float]] = {}
+    for part in parts:
+        for label, stats in part.labels.items():
+            tracks.setdefault(label, set()).update(track_map[t] for t in stats.tracks)
+            most[label] = max(most.get(label, 0), stats.max_simultaneous)
+            if stats.first_pts is None or stats.last_pts is None:
+                continue
+            first, last = seen.get(label, (stats.first_pts, stats.last_pts))
+            seen[label] = (min(first, stats.first_pts), max(last, stats.last_pts))
+    return {
+        label: LabelSummary(len(tracks[label]), most[label],
+                            *((round(seen[label][0], 3), round(seen[label][1], 3)) if label in seen else (None, None)))
+        for label in sorted(tracks)
+    }
+
+
+def _merge_analyzers(parts: Sequence[SegmentPartial]) -> dict[str, Any]:
+    """One segment: its analyzers' summaries; several: per analyzer, each segment's value by its start."""
+    if len(parts) == 1:
+        return dict(parts[0].analyzers)
+    names = sorted({name for part in parts for name in part.analyzers})
+    return {
+        name: [{"segment_start": p.start, "value": p.analyzers[name]} for p in parts if name in p.analyzers]
+        for name in names
+    }

@@ -17,7 +17,8 @@ from vidwatch.analyzers import Context as AnalyzerContext
 from vidwatch.analyzers import build as build_analyzers
 from vidwatch.analyzers import summaries as analyzer_summaries
 from vidwatch.config import Config
-from vidwatch.engines.base import Detection, Engine
+from vidwatch.detection import Detection
+from vidwatch.engines.base import Engine
 from vidwatch.engines.batcher import InlineStream, Stream
 from vidwatch.engines.motion import MotionDetector
 from vidwatch.media.decode import Frame, FrameReader, decode_size
@@ -57,6 +58,9 @@ class Analysis:
 
 
 Feed = Stream | InlineStream  # where frames go to the engine: a shared batcher's stream, or inline
+# A frame in order with its engine result to come (None: the motion gate kept it from the engine);
+# a pre-roll entry (frame None) only teaches a stateful engine the scene.
+Pending = tuple[Frame | None, Future[list[Detection]] | None]
 
 
 def analyze(
@@ -84,109 +88,148 @@ def analyze(
     Boxes come back in source pixels; frame numbers and pts are the video's, not the
     segment's; track ids start above ``track_base`` so segments never share one.
     """
-    feed: Feed = engine if isinstance(engine, Stream | InlineStream) else InlineStream(engine, config.engine.batch)
-    fps = config.analysis.fps
-    size = decode_size(facts.width, facts.height, config.analysis.size)
-    sx, sy = facts.width / size[0], facts.height / size[1]
-    started = time.monotonic()
-    length_s = facts.duration_s - start_s if duration_s is None else duration_s
-    first_index = round(start_s * fps)
-    preroll_s = min(start_s, PREROLL_S)
-    reader = FrameReader(
-        path, fps=fps, size=size, start_s=start_s - preroll_s,
-        duration_s=None if duration_s is None else duration_s + preroll_s,
-        timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * (length_s + preroll_s),
-    )
-    if feed.stateful:
-        feed.call(lambda e: e.reset())
-    tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)), first_id=track_base + 1)
-    builder = SummaryBuilder(
-        fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
-    )
-    result = Analysis([], builder, length_s, 0.0)
-    best_area = 0.0
-    frames_before, batches_before = feed.frames, feed.batches
+    feed = engine if isinstance(engine, Stream | InlineStream) else InlineStream(engine, config.engine.batch)
+    pipeline = Pipeline(path, facts, config, feed, camera=camera, start_s=start_s, duration_s=duration_s,
+                        track_base=track_base, on_progress=on_progress, crops=crops, check=check)
+    return pipeline.run()
 
-    analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
-    gate = None
-    if config.analysis.motion_gate:
-        gate = MotionDetector.from_config(config.engine, fps, max_side=MOTION_GATE_SIDE)
-        gate.reset()
 
-    def record(frame: Frame, found: list[Detection]) -> None:
-        nonlocal best_area
-        tracked = tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
-        for analyzer in analyzers:
+class Pipeline:
+    """One pass over a file or a segment of it: decode, submit to the engine, collect in order, record.
+
+    Built and run by :func:`analyze`; one instance per pass.
+    """
+
+    def __init__(
+        self, path: Path, facts: Probe, config: Config, feed: Feed, *, camera: str, start_s: float,
+        duration_s: float | None, track_base: int, on_progress: Callable[[float], None] | None,
+        crops: BestCrops | None, check: Callable[[], None] | None,
+    ) -> None:
+        self.feed = feed
+        self.crops = crops
+        self.check = check
+        self.on_progress = on_progress
+        fps = config.analysis.fps
+        size = decode_size(facts.width, facts.height, config.analysis.size)
+        self.scale = (facts.width / size[0], facts.height / size[1])
+        self.started = time.monotonic()
+        length_s = facts.duration_s - start_s if duration_s is None else duration_s
+        self.first_index = round(start_s * fps)
+        preroll_s = min(start_s, PREROLL_S)
+        self.reader = FrameReader(
+            path, fps=fps, size=size, start_s=start_s - preroll_s,
+            duration_s=None if duration_s is None else duration_s + preroll_s,
+            timeout_s=60.0 + DECODE_TIMEOUT_PER_MEDIA_S * (length_s + preroll_s),
+        )
+        if feed.stateful:
+            feed.call(lambda e: e.reset())
+        self.tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)), first_id=track_base + 1)
+        builder = SummaryBuilder(
+            fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
+        )
+        self.result = Analysis([], builder, length_s, 0.0)
+        self.best_area = 0.0
+        self.counts_before = (feed.frames, feed.batches)
+        self.analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
+        self.gate: MotionDetector | None = None
+        if config.analysis.motion_gate:
+            self.gate = MotionDetector.from_config(config.engine, fps, max_side=MOTION_GATE_SIDE)
+            self.gate.reset()
+        self.pending: deque[Pending] = deque()
+        self.in_flight = 0
+        self.expected_frames = max(1.0, length_s * fps)
+        self.next_progress = time.monotonic() + PROGRESS_EVERY_S
+
+    def run(self) -> Analysis:
+        """Every frame of the range through the engine, recorded in order; the analysis."""
+        for frame in self.reader:
+            if self.check is not None:
+                self.check()
+            if frame.index < self.first_index:
+                self.preroll(frame)
+            else:
+                self.report_progress(frame)
+                self.submit(frame)
+            self.collect()
+        self.collect(final=True)
+        return self.finish()
+
+    def preroll(self, frame: Frame) -> None:
+        """A frame before the segment: background models learn the scene, as in one pass; nothing recorded."""
+        if self.gate is not None:
+            self.gate.detect(frame.image)
+        if self.feed.stateful:
+            self.pending.append((None, self.feed.submit(frame.image)))
+            self.in_flight += 1
+
+    def report_progress(self, frame: Frame) -> None:
+        if self.on_progress is not None and time.monotonic() >= self.next_progress:
+            self.on_progress(min(1.0, (frame.index - self.first_index) / self.expected_frames))
+            self.next_progress = time.monotonic() + PROGRESS_EVERY_S
+
+    def submit(self, frame: Frame) -> None:
+        """Queue a frame in order: to the engine, or (static behind the motion gate) with no result to wait for."""
+        for analyzer in self.analyzers:
+            analyzer.observe(frame.image, frame.pts_s)
+        if self.gate is not None and not self.gate.detect(frame.image):
+            # a static frame's pixels are not kept
+            self.pending.append((Frame(frame.index, frame.pts_s, _NO_IMAGE), None))
+        else:
+            self.pending.append((frame, self.feed.submit(frame.image)))
+            self.in_flight += 1
+
+    def collect(self, final: bool = False) -> None:
+        """Record the frames at the head of the queue whose results are in (all of them when ``final``).
+
+        Waits for a result only when the window is full (or at the end), so the next batch
+        gathers while one runs.
+        """
+        feed = self.feed
+        while self.pending:
+            frame, future = self.pending[0]
+            if future is not None and not future.done():
+                full = self.in_flight >= feed.window or len(self.pending) >= feed.window + STATIC_FLUSH_FRAMES
+                if not (final or full):
+                    return
+                feed.result(future, check=self.check)
+            self.pending.popleft()
+            found: list[Detection] = []
+            if future is not None:
+                self.in_flight -= 1
+                found = future.result()
+            if frame is not None:
+                self.record(frame, found)
+
+    def record(self, frame: Frame, found: list[Detection]) -> None:
+        """Track, annotate and count one frame's detections; keep the busiest frame and the crops."""
+        sx, sy = self.scale
+        tracked = self.tracker.update(frame.index, [d.scaled(sx, sy) for d in found])
+        for analyzer in self.analyzers:
             tracked = analyzer.annotate(tracked)
-        builder.add(frame.pts_s, tracked)
+        result = self.result
+        result.summary.add(frame.pts_s, tracked)
         for det in tracked:
             if det.track is not None:
                 result.track_first.setdefault(det.track, (det.label, det.box, frame.pts_s))
                 result.track_last[det.track] = (det.label, det.box, frame.pts_s)
-        if tracked:
-            if crops is not None:
-                crops.add(frame.image, frame.pts_s, tracked, image_scale=(1 / sx, 1 / sy))
-            result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
-            area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
-            if area > best_area:
-                best_area, result.best_frame, result.best_detections = area, frame.image, tracked
+        if not tracked:
+            return
+        if self.crops is not None:
+            self.crops.add(frame.image, frame.pts_s, tracked, image_scale=(1 / sx, 1 / sy))
+        result.frames.append(FrameResult(frame.index, frame.pts_s, tracked))
+        area = sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in tracked)
+        if area > self.best_area:
+            self.best_area, result.best_frame, result.best_detections = area, frame.image, tracked
 
-    # Frames in order, each with its engine result to come (None: the motion gate kept it
-    # from the engine); a pre-roll frame (frame None) only teaches a stateful engine the scene.
-    pending: deque[tuple[Frame | None, Future[list[Detection]] | None]] = deque()
-    in_flight = 0
-
-    def drain(final: bool = False) -> None:
-        nonlocal in_flight
-        while pending:
-            frame, future = pending[0]
-            if future is not None and not future.done():
-                full = in_flight >= feed.window or len(pending) >= feed.window + STATIC_FLUSH_FRAMES
-                if not (final or full):
-                    return
-                feed.result(future, check=check)
-            pending.popleft()
-            if future is not None:
-                in_flight -= 1
-                found = future.result()
-            else:
-                found = []
-            if frame is not None:
-                record(frame, found)
-
-    expected_frames = max(1.0, length_s * fps)
-    next_progress = time.monotonic() + PROGRESS_EVERY_S
-    for frame in reader:
-        if check is not None:
-            check()
-        if frame.index < first_index:
-            # Pre-roll: background models learn the scene before the segment starts, as they
-            # would have in one pass; nothing is recorded for these frames.
-            if gate is not None:
-                gate.detect(frame.image)
-            if feed.stateful:
-                pending.append((None, feed.submit(frame.image)))
-                in_flight += 1
-                drain()
-            continue
-        if on_progress is not None and time.monotonic() >= next_progress:
-            on_progress(min(1.0, (frame.index - first_index) / expected_frames))
-            next_progress = time.monotonic() + PROGRESS_EVERY_S
-        for analyzer in analyzers:
-            analyzer.observe(frame.image, frame.pts_s)
-        if gate is not None and not gate.detect(frame.image):
-            # a static frame's pixels are not kept
-            pending.append((Frame(frame.index, frame.pts_s, _NO_IMAGE), None))
-        else:
-            pending.append((frame, feed.submit(frame.image)))
-            in_flight += 1
-        drain()
-    drain(final=True)
-    result.engine_frames = feed.frames - frames_before
-    result.engine_calls = round(feed.batches - batches_before, 3)
-    result.analyzers = analyzer_summaries(analyzers)
-    result.wall_s = time.monotonic() - started
-    return result
+    def finish(self) -> Analysis:
+        """The analysis, with this pass's share of the engine's batches and the analyzers' summaries."""
+        frames_before, batches_before = self.counts_before
+        result = self.result
+        result.engine_frames = self.feed.frames - frames_before
+        result.engine_calls = round(self.feed.batches - batches_before, 3)
+        result.analyzers = analyzer_summaries(self.analyzers)
+        result.wall_s = time.monotonic() - self.started
+        return result
 
 
 def save_thumbnail(analysis: Analysis, facts: Probe, target: Path) -> Path | None:

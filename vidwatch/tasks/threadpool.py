@@ -28,14 +28,14 @@ from celery.concurrency.thread import ApplyResult
 from celery.concurrency.thread import TaskPool as CeleryThreadPool
 from celery.exceptions import SoftTimeLimitExceeded
 
+from vidwatch.errors import Cancelled
+
+__all__ = ["HARD_LIMIT_EXIT_CODE", "RUNNING", "Cancelled", "Limits", "Registry", "ThreadPool"]
+
 logger = logging.getLogger(__name__)
 
 HARD_LIMIT_EXIT_CODE = 70  # EX_SOFTWARE: systemd's Restart=on-failure starts a fresh worker
 WATCHDOG_PERIOD_S = 1.0
-
-
-class Cancelled(Exception):
-    """The task was cancelled (its broker connection was lost): its message will be delivered again."""
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vidwatch.engines.base import Detection
+from vidwatch.detection import Detection
 
 MIN_IOU = 0.2
 MAX_CENTRE_JUMP = 1.5  # in box sizes: how far a fast object may move between analysed frames

@@ -19,8 +19,9 @@ from vidwatch.engines import choose_kind
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.tasks.app import dead_letter_queue, make_app
+from vidwatch.tasks.resources import WorkerContext
 from vidwatch.tasks.threadpool import ThreadPool
-from vidwatch.tasks.video import WorkerContext, register_tasks
+from vidwatch.tasks.video import register_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                fields: dict[Any, Any] = {**self.fields, **(self.stats() if self.stats else {})}
                 pipe = self.client.pipeline()
-                pipe.hset(self.key, mapping={**self.fields, **(self.stats() if self.stats else {})})
+                pipe.hset(self.key, mapping=fields)
                 pipe.expire(self.key, int(self.period_s * 3) + 1)
                 pipe.execute()
             except redis.RedisError as exc:

@@ -1,0 +1,163 @@
+"""The claim pool: from "something happened to this path" to a video on the shared backlog.
+
+The main loop feeds it paths (:meth:`ClaimPool.touch`) and asks it, every tick, which
+settled (:meth:`ClaimPool.check_settled`): a file whose size and mtime stayed the same for
+``settle_seconds`` is handed to a few claim threads, which fingerprint it and create its
+ledger record (:meth:`Ingestor.claim`). Each claim ends with a :class:`WorkItem` on the
+daemon's inbox (claimed, not ready yet, retry later), so the bookkeeping here — the settle
+tracker, the paths being claimed, probe failures — is touched by the main loop alone and
+needs no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from vidwatch.daemon.fingerprint import fstat
+from vidwatch.daemon.fsguard import FsGuard
+from vidwatch.daemon.ingest import Ingestor
+from vidwatch.daemon.normalize import NormalizeMetrics
+from vidwatch.daemon.settle import SettleTracker
+from vidwatch.daemon.work import Inbox, Kind, WorkItem
+from vidwatch.errors import ResultsUnavailable, RootStuck
+from vidwatch.paths import PathRules
+from vidwatch.results.connection import redis_errors
+
+logger = logging.getLogger(__name__)
+
+CLAIM_THREADS = 2
+MAX_CLAIMS_IN_FLIGHT = 64
+
+
+class ClaimPool:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        rules: PathRules,
+        fs: FsGuard,
+        inbox: Inbox,
+        metrics: NormalizeMetrics,
+        *,
+        threads: int = CLAIM_THREADS,
+        max_in_flight: int = MAX_CLAIMS_IN_FLIGHT,
+    ) -> None:
+        config = ingestor.config
+        self.ingestor = ingestor
+        self.rules = rules
+        self.fs = fs
+        self.inbox = inbox
+        self.metrics = metrics
+        self.settle_s = config.watch.settle_seconds
+        self.probe_attempts = config.normalize.probe_attempts
+        self.max_in_flight = max_in_flight
+        self.tracker = SettleTracker(self.settle_s)
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="claim")
+        self._busy: set[str] = set()  # being claimed by a thread
+        self._probe_failures: dict[str, int] = {}
+        self._not_ready_stats: dict[str, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------------ views
+    @property
+    def settling(self) -> int:
+        return len(self.tracker)
+
+    @property
+    def claiming(self) -> int:
+        return len(self._busy)
+
+    def idle(self) -> bool:
+        return not len(self.tracker) and not self._busy
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ work-item handlers (main loop)
+    def touch(self, path: str, now: float) -> None:
+        """A file was written, moved in or found: its quiet period (re)starts."""
+        if self.rules.is_candidate(Path(path)):
+            self.tracker.touch(path, now=now)
+
+    def deleted(self, path: str, _now: float) -> None:
+        self.tracker.forget(path)
+        self._forget_failures(path)
+
+    def submitted(self, path: str, _now: float) -> None:
+        """Claim now, without the settle wait, as a last attempt (``vidwatch submit``, ``POST /jobs``)."""
+        self.tracker.forget(path)
+        if path not in self._busy:
+            self._start_claim(path, final_attempt=True)
+
+    def claimed(self, path: str, _now: float) -> None:
+        self._busy.discard(path)
+        self._forget_failures(path)
+
+    def not_ready(self, path: str, now: float) -> None:
+        self._busy.discard(path)
+        failures = self._probe_failures.get(path, 0) + 1
+        self.metrics.count("not_ready")
+        self._probe_failures[path] = failures
+        self.tracker.defer(path, now=now, delay_s=self.settle_s)
+        logger.debug("ingest: %s not complete yet (%d of %d)", path, failures, self.probe_attempts)
+
+    def retry(self, path: str, now: float) -> None:
+        self._busy.discard(path)
+        self.tracker.defer(path, now=now, delay_s=self.settle_s)
+
+    # ------------------------------------------------------------------ every tick (main loop)
+    def check_settled(self, now: float) -> None:
+        """Stat the files that are due; hand the settled ones to the claim threads."""
+        for path in self.tracker.due(now=now):
+            if path in self._busy:
+                continue
+            if len(self._busy) >= self.max_in_flight:
+                return  # back-pressure: settled files wait in the tracker
+            stamp = self._stat(path, now)
+            if stamp is None or not self.tracker.observe(path, size=stamp[0], mtime_ns=stamp[1], now=now):
+                continue
+            self.tracker.forget(path)
+            if self._not_ready_stats.get(path, stamp) != stamp:  # it changed since it was not ready: still arriving
+                self._probe_failures.pop(path, None)
+            self._not_ready_stats[path] = stamp
+            final = self._probe_failures.get(path, 0) + 1 >= self.probe_attempts
+            self._start_claim(path, final_attempt=final)
+
+    def _stat(self, path: str, now: float) -> tuple[int, int] | None:
+        """(size, mtime_ns), or None when the file is gone (forgotten) or cannot be stat'ed now (deferred)."""
+        root = str(self.rules.root_of(Path(path)) or "")
+        try:
+            st = self.fs.call(root, lambda: fstat(Path(path)))
+        except FileNotFoundError:
+            self.tracker.forget(path)
+            return None
+        except OSError as exc:
+            if not isinstance(exc, RootStuck):
+                logger.warning("watch: %s: cannot stat (%s); trying again later", path, exc.strerror)
+            self.tracker.defer(path, now=now, delay_s=self.settle_s)
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _forget_failures(self, path: str) -> None:
+        self._probe_failures.pop(path, None)
+        self._not_ready_stats.pop(path, None)
+
+    def _start_claim(self, path: str, *, final_attempt: bool) -> None:
+        self._busy.add(path)
+        self._executor.submit(self._claim, path, final_attempt)
+
+    # ------------------------------------------------------------------ claim threads
+    def _claim(self, path: str, final_attempt: bool) -> None:
+        outcome = Kind.CLAIMED
+        try:
+            with redis_errors(f"ingest: claim {path}"):
+                outcome = self.ingestor.claim(path, final_attempt=final_attempt)
+        except ResultsUnavailable as exc:
+            logger.warning("%s; will retry", exc)
+            outcome = Kind.RETRY
+        except OSError as exc:
+            logger.warning("ingest: %s: cannot read (%s); will retry", path, exc)
+            outcome = Kind.RETRY
+        except Exception:
+            logger.exception("ingest: %s: unexpected error while claiming", path)
+        self.inbox.put(WorkItem(outcome, path))
