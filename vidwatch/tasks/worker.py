@@ -111,7 +111,7 @@ def run_worker(config: Config, queues: Sequence[str], concurrency: int, *, pool:
     threaded = pool == "threads"
     context = register_tasks(app, config, threaded=threaded)
     with app.connection_for_write() as connection:  # poison messages need somewhere to go
-        dead_letter_queue()(connection.default_channel).declare()
+        dead_letter_queue(config)(connection.default_channel).declare()
     name = f"vidwatch-{os.getpid()}@{socket.gethostname()}"
     heartbeat = Heartbeat(config, name, queues, stats=context.batch_stats if threaded else None)
     heartbeat.fields["pool"] = f"{pool}:{concurrency}"
