@@ -26,14 +26,6 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_TTL_S = 15
 RESUMABLE_STATES = ("seen", "normalizing")
 
-# KEYS: backlog zset; ARGV: this daemon's id, video key prefix
-_POP = """
-local popped = redis.call('ZPOPMIN', KEYS[1])
-if #popped == 0 then return false end
-redis.call('HSET', ARGV[2] .. popped[1], 'owner', ARGV[1])
-return popped[1]
-"""
-
 # KEYS: video hash; ARGV: expected owner, new owner
 _TAKE_OVER = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
@@ -54,7 +46,6 @@ class Ledger:
         self.records = records
         self.daemon_id = daemon_id
         self._take_over = client.register_script(_TAKE_OVER)
-        self._pop = client.register_script(_POP)
 
     def known(self, path: str, size: int, mtime_ns: int) -> bool:
         """True when this path, at this size and mtime, was already ledgered."""
@@ -94,8 +85,14 @@ class Ledger:
 
     def pop(self) -> str | None:
         """Take the oldest video off the backlog and own it; None when the backlog is empty."""
-        popped = self._pop(keys=[self.keys.backlog], args=[self.daemon_id, self.keys.video("")])
-        return str(popped) if popped else None
+        popped = self.client.zpopmin(self.keys.backlog)
+        if not popped:
+            return None
+        video_id = str(popped[0][0])
+        # Two commands, not a script that builds the video's key in Lua (refused by a Redis Cluster).
+        # Dying between them leaves the record with its claimant as owner, which resumes it.
+        self.client.hset(self.keys.video(video_id), "owner", self.daemon_id)
+        return video_id
 
     def backlog_size(self) -> int:
         return int(self.client.zcard(self.keys.backlog))

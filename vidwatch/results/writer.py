@@ -1,8 +1,9 @@
 """Idempotent result writes: a redelivered or retried segment leaves Redis as one run would.
 
-Each write is one Lua script, so it happens entirely or not at all, and checks its
-marker first: the segment marker for detections, the record's ``summary_id`` for the
-summary. A second run of the same segment or summary changes nothing.
+Each write is a Lua script (a segment's: three, each in one Redis Cluster slot, each safe to
+repeat), so it happens entirely or not at all, and checks its marker first: the segment marker
+for detections, the record's ``summary_id`` for the summary. A second run of the same segment
+or summary changes nothing.
 """
 
 from __future__ import annotations
@@ -24,50 +25,54 @@ from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion, analysis_v
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 
-# KEYS: segment marker, detections stream, video hash, detections index, detections span hash
-# ARGV: maxlen, marker ttl, n entries, fields per entry, segment, partial JSON, n segments,
-#       join key prefix (the run is appended), entries (n * per items), camera, first_ts, last_ts, video_id, segment
-# The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run, into
-# that run's join hash. Returns {written, complete, fire}: fire is 1 for exactly one caller, the
-# first to see every segment of the run in.
+# Three scripts, each in one slot of a Redis Cluster (see keys.py), run in this order by write_segment:
+#
+# 1. the camera's slot. KEYS: segment marker, detections stream, detections index
+#    ARGV: maxlen, marker ttl, n entries, fields per entry, run, entries (n * per items),
+#          first_ts, last_ts, video_id, segment
+#    The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run.
+#    Returns 1 when it wrote, 0 when this segment was written before in this run (a redelivery).
 _SEGMENT = """
-local run = redis.call('HGET', KEYS[3], 'run') or '1'
-local join = ARGV[8] .. run
-local written = 0
+local run = ARGV[5]
 local done = redis.call('GET', KEYS[1])
-if not (done and (run == '1' or done == 'r' .. run)) then
-  local n = tonumber(ARGV[3])
-  local per = tonumber(ARGV[4])
-  local first, last
-  for e = 0, n - 1 do
-    local entry = {}
-    for i = 9 + e * per, 8 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
-    entry[#entry + 1] = 'run'
-    entry[#entry + 1] = run
-    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
-    if not first then first = id end
-    last = id
-  end
-  if n > 0 then
-    local base = 9 + n * per
-    local member = table.concat({first, last, ARGV[base + 3], ARGV[base + 4], run, ARGV[base + 2]}, '|')
-    redis.call('ZADD', KEYS[4], ARGV[base + 1], member)
-    local span = tonumber(ARGV[base + 2]) - tonumber(ARGV[base + 1])
-    local known = tonumber(redis.call('HGET', KEYS[5], ARGV[base]) or '-1')
-    if span > known then redis.call('HSET', KEYS[5], ARGV[base], tostring(span)) end
-  end
-  redis.call('SET', KEYS[1], 'r' .. run, 'EX', ARGV[2])
-  redis.call('HSET', join, ARGV[5], ARGV[6])
-  redis.call('EXPIRE', join, ARGV[2])
-  written = 1
+if done and (run == '1' or done == 'r' .. run) then return 0 end
+local n = tonumber(ARGV[3])
+local per = tonumber(ARGV[4])
+local first, last
+for e = 0, n - 1 do
+  local entry = {}
+  for i = 6 + e * per, 5 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
+  entry[#entry + 1] = 'run'
+  entry[#entry + 1] = run
+  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+  if not first then first = id end
+  last = id
 end
-local complete = 0
-local fire = 0
-if redis.call('HLEN', join) >= tonumber(ARGV[7]) then
-  complete = 1
-  if redis.call('SET', join .. ':fired', '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
+if n > 0 then
+  local base = 6 + n * per
+  local member = table.concat({first, last, ARGV[base + 2], ARGV[base + 3], run, ARGV[base + 1]}, '|')
+  redis.call('ZADD', KEYS[3], ARGV[base], member)
 end
-return {written, complete, fire}
+redis.call('SET', KEYS[1], 'r' .. run, 'EX', ARGV[2])
+return 1
+"""
+
+# 2. KEYS: detections span hash; ARGV: camera, span (s). Keeps the longest span (idempotent).
+_SPAN = """
+local known = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if tonumber(ARGV[2]) > known then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
+# 3. the video's slot. KEYS: the run's join hash, its "fired" marker; ARGV: segment, partial JSON,
+#    n segments, ttl. Returns {complete, fire}: fire is 1 for exactly one caller, the first to see
+#    every segment of the run in.
+_JOIN = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[3]) then return {0, 0} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return {1, 1} end
+return {1, 0}
 """
 
 # KEYS: video, summaries, index time, index camera, inflight, events, label index keys...
@@ -150,6 +155,8 @@ class ResultWriter:
         self.detections_maxlen = detections_maxlen
         self.summaries_maxlen = summaries_maxlen
         self._segment = client.register_script(_SEGMENT)
+        self._span = client.register_script(_SPAN)
+        self._join = client.register_script(_JOIN)
         self._summary = client.register_script(_SUMMARY)
 
     @classmethod
@@ -176,22 +183,24 @@ class ResultWriter:
         partial: SegmentPartial | dict[str, Any] | None = None,
         segments: int = 1,
     ) -> SegmentWrite:
-        """Append one entry per frame with detections and record the segment's partial, atomically.
+        """Append one entry per frame with detections and record the segment's partial.
 
         A segment written before in this run (a redelivery) writes nothing again. ``fire`` is true for
         exactly one caller: the first to find every one of the ``segments`` in. Also indexes the
         segment's first/last entry ids by recording time (``index:detections:<camera>``).
+
+        Three steps, each atomic and safe to repeat, so that each touches one slot of a Redis
+        Cluster: the detections with their marker (the camera's slot), the longest span, the join.
+        A writer that dies between them leaves the rest to the redelivered task.
         """
         if isinstance(partial, SegmentPartial):
             partial = partial.to_dict()
+        run = str(self.client.hget(self.keys.video(video_id), "run") or "1")
         stamp = ["schema", SCHEMA_VERSION]
         if self.analysis is not None:
             stamp += ["analysis_version", self.analysis.id]
         per_entry = 12 + len(stamp)
-        args: list[Any] = [
-            self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, segment,
-            json.dumps(partial or {}), segments, self.keys.join(video_id, ""),
-        ]
+        args: list[Any] = [self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, run]
         count = 0
         times: list[float] = []
         for item in frames:
@@ -213,15 +222,19 @@ class ResultWriter:
             )
         args[2] = count
         first_ts, last_ts = (f"{min(times):.3f}", f"{max(times):.3f}") if times else ("", "")
-        args.extend((camera, first_ts, last_ts, video_id, str(segment)))
+        args.extend((first_ts, last_ts, video_id, str(segment)))
         keys = [
-            self.keys.segment_done(video_id, segment),
+            self.keys.segment_done(video_id, segment, camera),
             self.keys.detections(camera),
-            self.keys.video(video_id),
             self.keys.index_detections(camera),
-            self.keys.index_detections_span,
         ]
-        written, complete, fire = self._segment(keys=keys, args=args)
+        written = self._segment(keys=keys, args=args)
+        if times:
+            span = f"{float(last_ts) - float(first_ts):.3f}"
+            self._span(keys=[self.keys.index_detections_span], args=[camera, span])
+        join_keys = [self.keys.join(video_id, run), self.keys.join_fired(video_id, run)]
+        complete, fire = self._join(keys=join_keys, args=[segment, json.dumps(partial or {}), segments,
+                                                          SEGMENT_MARKER_TTL_S])
         return SegmentWrite(bool(written), bool(complete), bool(fire))
 
     def partials(self, video_id: str, run: str = "1") -> dict[int, dict[str, Any]]:

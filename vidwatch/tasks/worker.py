@@ -55,7 +55,7 @@ class Heartbeat:
     def __init__(self, config: Config, name: str, queues: Sequence[str],
                  stats: Callable[[], dict[str, str]] | None = None) -> None:
         self.client = connect(config.redis)
-        self.key = Keys(config.redis.prefix).worker(name)
+        self.key = Keys.for_config(config.redis).worker(name)
         self.period_s = config.worker.heartbeat_seconds
         self.fields = {
             "name": name,
