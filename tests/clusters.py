@@ -6,10 +6,12 @@ Each harness runs the system's own servers (``redis-server``, ``redis-cli --clus
 with its own port and data folder under the test's temporary folder; nothing touches the shared
 Redis (6379) or RabbitMQ (5672), except RabbitMQ nodes registering with the host's epmd.
 
-The fixtures are module-scoped (a set-up costs seconds: Redis ~1 s, RabbitMQ ~30 s on two
-cores); nodes start in parallel. Import them into a test module::
+The fixtures are module-scoped (a set-up costs seconds: Redis ~2 s, RabbitMQ ~30 s on two
+cores); nodes start in parallel. Make them fixtures of a test module by name::
 
-    from tests.clusters import rabbit_cluster, redis_cluster, redis_sentinel  # noqa: F401
+    from tests import clusters
+
+    redis_cluster = clusters.redis_cluster
 
 A missing server skips the test locally and fails it in CI, like ``tests/conftest.py``.
 """
