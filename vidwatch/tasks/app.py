@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from celery import Celery
+from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Exchange, Queue
 
 from vidwatch.config import Config
@@ -70,6 +73,20 @@ def retries_in_task(config: Config) -> bool:
     return config.broker.quorum_queues
 
 
+class QuorumConsumer(CeleryConsumer):
+    """Celery's consumer without its native-delayed-delivery step (used with ``quorum_queues``).
+
+    That step declares 28 delay queues and, on every (re)connection, tries each broker URL of a
+    multi-URL broker in turn, three times, before the worker consumes again (15 s per stopped
+    node); vidwatch never delays a message (:func:`retries_in_task`), so it has nothing to set up.
+    """
+
+    class Blueprint(CeleryConsumer.Blueprint):
+        default_steps: ClassVar[list[str]] = [
+            step for step in CeleryConsumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")
+        ]
+
+
 def soft_limit(hard_s: float) -> float:
     """The soft limit under a hard one: 30 s (a tenth of a short limit) to record the failure.
 
@@ -120,4 +137,6 @@ def make_app(config: Config) -> Celery:
         broker_heartbeat=30,
         broker_transport_options={"confirm_publish": True},
     )
+    if config.broker.quorum_queues:
+        app.conf.worker_consumer = f"{__name__}:QuorumConsumer"
     return app
