@@ -65,10 +65,11 @@ return 1
 """
 
 # 3. the video's slot. KEYS: the run's join hash, its "fired" marker; ARGV: segment, partial JSON,
-#    n segments, ttl. Returns {complete, fire}: fire is 1 for exactly one caller, the first to see
-#    every segment of the run in.
+#    n segments, ttl. The first partial recorded for a segment stays (as the first detections do).
+#    Returns {complete, fire}: fire is 1 for exactly one caller, the first to see every segment of
+#    the run in.
 _JOIN = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[3]) then return {0, 0} end
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return {1, 1} end
