@@ -34,7 +34,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
 
 from vidwatch.procs import spawn
@@ -169,9 +168,20 @@ def redis_server(folder: Path, port: int, *extra: str) -> Server:
     return Server(f"redis:{port}", port, folder, args)
 
 
+@contextlib.contextmanager
+def node_client(port: int, timeout_s: float = 1.0) -> Iterator[redis.Redis]:
+    """A client of the one server on ``port``, closed afterwards (no socket is left to the collector)."""
+    client = redis.Redis(port=port, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _pings(port: int) -> bool:
     try:
-        return bool(redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
+        with node_client(port, 0.5) as client:
+            return bool(client.ping())
     except redis.RedisError:
         return False
 
@@ -198,13 +208,11 @@ class RedisClusterSet:
         """The seed node's URL (what ``[redis] url`` holds in cluster mode)."""
         return f"redis://127.0.0.1:{self.nodes[0].port}/0"
 
-    def client(self, **kwargs: object) -> RedisCluster:
-        return RedisCluster(host="127.0.0.1", port=self.nodes[0].port, decode_responses=True, **kwargs)
-
     def state_ok(self) -> bool:
         for node in self.nodes:
             try:
-                info = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True).cluster("INFO")
+                with node_client(node.port) as client:
+                    info = client.cluster("INFO")
             except redis.RedisError:
                 return False
             text = info if isinstance(info, str) else "\n".join(f"{k}:{v}" for k, v in dict(info).items())
@@ -215,8 +223,8 @@ class RedisClusterSet:
     def flush(self) -> None:
         """Empty every master (between tests of one module)."""
         for node in self.nodes:
-            with contextlib.suppress(redis.RedisError):
-                redis.Redis(port=node.port, socket_timeout=5).flushall()
+            with contextlib.suppress(redis.RedisError), node_client(node.port, 5.0) as client:
+                client.flushall()
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -272,15 +280,22 @@ class SentinelSet:
         """``host:port`` of each sentinel (what ``[redis] sentinels`` holds)."""
         return [sentinel.address for sentinel in self.sentinels]
 
-    def sentinel(self) -> Sentinel:
-        return Sentinel([("127.0.0.1", s.port) for s in self.sentinels], socket_timeout=1.0)
+    @contextlib.contextmanager
+    def sentinel(self) -> Iterator[Sentinel]:
+        sentinel = Sentinel([("127.0.0.1", s.port) for s in self.sentinels], socket_timeout=1.0)
+        try:
+            yield sentinel
+        finally:
+            for client in sentinel.sentinels:
+                client.close()
 
     def primary_port(self, timeout_s: float = FAILOVER_S) -> int:
         """The port the sentinels name as the primary (waiting while none is named, mid-fail-over)."""
 
         def named() -> int:
             try:
-                return int(self.sentinel().discover_master(self.service)[1])
+                with self.sentinel() as sentinel:
+                    return int(sentinel.discover_master(self.service)[1])
             except redis.RedisError:
                 return 0
 
@@ -290,15 +305,13 @@ class SentinelSet:
         port = self.primary_port()
         return next(server for server in self.servers if server.port == port)
 
-    def client(self) -> redis.Redis:
-        return self.sentinel().master_for(self.service, decode_responses=True, socket_timeout=2.0)
-
     def _promoted(self, old_port: int) -> bool:
         port = self.primary_port()
         if port == old_port:
             return False
         try:
-            role = redis.Redis(port=port, socket_timeout=1, decode_responses=True).role()
+            with node_client(port) as client:
+                role = client.role()
         except redis.RedisError:
             return False
         return role[0] == "master"
@@ -330,7 +343,8 @@ class SentinelSet:
     def replicas_in_sync(self) -> bool:
         """The primary counts every other live server as a connected replica."""
         try:
-            info = redis.Redis(port=self.primary_port(), socket_timeout=1, decode_responses=True).info("replication")
+            with node_client(self.primary_port()) as client:
+                info = client.info("replication")
         except redis.RedisError:
             return False
         live = sum(1 for server in self.servers if server.alive()) - 1
@@ -339,8 +353,8 @@ class SentinelSet:
         return len(online) >= live
 
     def flush(self) -> None:
-        with contextlib.suppress(redis.RedisError):
-            redis.Redis(port=self.primary_port(), socket_timeout=5).flushall()
+        with contextlib.suppress(redis.RedisError), node_client(self.primary_port(), 5.0) as client:
+            client.flushall()
 
     def stop(self) -> None:
         for server in [*self.sentinels, *self.servers]:
@@ -374,11 +388,11 @@ def start_redis_sentinel(folder: Path, *, service: str = SENTINEL_SERVICE, senti
 
         def sentinels_agree() -> bool:
             try:
-                return all(
-                    int(redis.Redis(port=s.port, socket_timeout=1).sentinel_master(service)["num-other-sentinels"])
-                    >= sentinels - 1
-                    for s in watchers
-                )
+                for watcher in watchers:
+                    with node_client(watcher.port) as client:
+                        if int(client.sentinel_master(service)["num-other-sentinels"]) < sentinels - 1:
+                            return False
+                return True
             except (redis.RedisError, KeyError):
                 return False
 

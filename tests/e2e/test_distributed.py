@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -120,12 +120,23 @@ class Site:
         assert self.events("done") == count
 
 
+OPEN: list[Site] = []  # sites whose Redis clients the autouse fixture closes after each test
+
+
+@pytest.fixture(autouse=True)
+def _close_sites() -> Iterator[None]:
+    yield
+    while OPEN:
+        OPEN.pop().client.close()
+
+
 def run_flow(folder: Path, redis_table: str, broker_url: str, clips: list[tuple[str, Path]], *,
              quorum: bool = False, during: Callable[[Site], None] | None = None, timeout_s: float = 240) -> Site:
     """Start a site, drop ``clips`` (relative path, file) into its inbox, run ``during``, wait for every summary."""
     inbox = folder / "inbox"
     inbox.mkdir(parents=True)
     site = Site(folder, write_config(folder, inbox, redis_table, broker_url, quorum=quorum))
+    OPEN.append(site)
     try:
         for relative, source in clips:
             target = inbox / relative

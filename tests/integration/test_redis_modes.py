@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -78,10 +79,22 @@ def _one_video(records: Records, writer: ResultWriter, video_id: str, camera: st
     return writer.write_summary(video_id, path, camera, 1000.0, summary, {"person": 0.2})
 
 
-def test_cluster_mode_writes_every_script_in_one_slot_and_spreads_cameras(redis_cluster: RedisClusterSet) -> None:
+@pytest.fixture
+def closing() -> Iterator[list[redis.Redis]]:
+    """Clients to close at the end of the test."""
+    clients: list[redis.Redis] = []
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def test_cluster_mode_writes_every_script_in_one_slot_and_spreads_cameras(
+    redis_cluster: RedisClusterSet, closing: list[redis.Redis]
+) -> None:
     redis_cluster.flush()
     config = RedisConfig(mode="cluster", url=redis_cluster.url, prefix=f"vw{uuid.uuid4().hex[:6]}")
     client = connect(config)
+    closing.append(client)
     keys = Keys.for_config(config)
     assert keys.cluster and keys.video("v").startswith("{")
     records = Records(client, keys, events_maxlen=1000)
@@ -93,7 +106,7 @@ def test_cluster_mode_writes_every_script_in_one_slot_and_spreads_cameras(redis_
     assert records.inflight() == set()
     assert Counter(f["type"] for _, f in client.xrange(keys.events)) == {"detected": 8, "started": 8, "done": 8}
     slots = {client.keyslot(keys.detections(camera)) for camera in cameras}
-    nodes = {redis_cluster.client().nodes_manager.get_node_from_slot(slot).port for slot in slots}
+    nodes = {client.nodes_manager.get_node_from_slot(slot).port for slot in slots}
     assert len(nodes) >= 2, "the cameras' detections all landed on one node"
     found = {keys.camera_of(key) for key in result_streams(client, keys, config) if "detections" in key}
     assert found == set(cameras), "SCAN missed streams on some nodes"
@@ -103,10 +116,13 @@ def test_cluster_mode_writes_every_script_in_one_slot_and_spreads_cameras(redis_
     assert ledger.pop() is None
 
 
-def test_sentinel_mode_rides_over_a_failover_losing_and_repeating_nothing(redis_sentinel: SentinelSet) -> None:
+def test_sentinel_mode_rides_over_a_failover_losing_and_repeating_nothing(
+    redis_sentinel: SentinelSet, closing: list[redis.Redis]
+) -> None:
     config = RedisConfig(mode="sentinel", sentinels=redis_sentinel.sentinel_addresses,
                          service=redis_sentinel.service, prefix=f"vw{uuid.uuid4().hex[:6]}")
     client = connect(config)
+    closing.append(client)
     keys = Keys.for_config(config)
     records = Records(client, keys, events_maxlen=100_000)
     writer = ResultWriter(client, keys, events_maxlen=100_000, detections_maxlen=100_000, summaries_maxlen=100_000)

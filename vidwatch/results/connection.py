@@ -90,6 +90,16 @@ class PrimarySSLConnection(PrimaryConnection, SSLConnection):
     """:class:`PrimaryConnection` over TLS (``rediss://``)."""
 
 
+class SentinelPrimaryClient(redis.Redis):
+    """The primary's client in sentinel mode; closing it also closes its connections to the sentinels."""
+
+    def close(self) -> None:
+        super().close()
+        manager = getattr(getattr(self, "connection_pool", None), "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            sentinel.close()
+
+
 def connect(config: RedisConfig, *, socket_timeout_s: float = SOCKET_TIMEOUT_S) -> redis.Redis:
     """A client with string responses; commands time out instead of hanging."""
     url = config.url.get_secret_value()
@@ -137,7 +147,8 @@ def _sentinel_primary(config: RedisConfig, url: str, options: dict[str, Any]) ->
     primary_options["connection_class"] = PrimarySSLConnection if parsed.scheme == "rediss" else PrimaryConnection
     if not config.service:
         raise ConfigError("redis.service: sentinel mode needs the primary's name")
-    return sentinel.master_for(config.service, redis_class=redis.Redis, retry=failover_retry(), **primary_options)
+    return sentinel.master_for(config.service, redis_class=SentinelPrimaryClient, retry=failover_retry(),
+                               **primary_options)
 
 
 def translate_redis_error(exc: redis.RedisError, what: str = "redis") -> ResultsError:
