@@ -65,7 +65,7 @@ def seed(config: Config, client: redis.Redis) -> Seeded:
     done("b" * 20, "cam2", START_TS + 3600, {"motion": 2.0})
     records.create("c" * 20, {"path": "/nvr/cam1/broken.mp4", "camera": "cam1"}, path="/nvr/cam1/broken.mp4")
     records.fail("c" * 20, "normalize: /nvr/cam1/broken.mp4: truncated (moov atom not found)",
-                 path="/nvr/cam1/broken.mp4")
+                 path="/nvr/cam1/broken.mp4", stage="normalize", kind="truncated")
     records.create("d" * 20, {"path": "/nvr/cam3/wait.mp4", "camera": "cam3"}, path="/nvr/cam3/wait.mp4")
     records.transition("d" * 20, "queued", {"published": "1"}, event="queued", path="/nvr/cam3/wait.mp4")
     return Seeded("a" * 20, "b" * 20, "c" * 20, "d" * 20)

@@ -7,21 +7,29 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeVar, cast
 
 import pytest
+
+from vidwatch.results.records import Records
 
 T = TypeVar("T")
 
 
-def missing(what: str, how: str = "") -> NoReturn:
+def missing(what: str, how: str = "", *, ci_has_it: bool = True) -> NoReturn:
     """The one way a test says a service or tool is absent: skip locally, fail in CI (where ``CI`` is set).
 
     ``how``: what installs it, shown in CI's failure (``"apt-get install systemd"``).
+    ``ci_has_it=False``: hardware a CI runner is not expected to have (an NVIDIA GPU): skipped there too.
     """
-    if os.environ.get("CI"):
+    if os.environ.get("CI") and ci_has_it:
         pytest.fail(f"{what} is required in CI" + (f" ({how})" if how else ""))
     pytest.skip(f"{what} is not available")
+
+
+def stored(records: Records, video_id: str) -> dict[str, str]:
+    """The video's hash as Redis holds it, field by field (``{}`` when absent): the stored contract."""
+    return cast(dict[str, str], records.client.hgetall(records.keys.video(video_id)))
 
 
 def wait_for(condition: Callable[[], T], *, timeout_s: float, what: str, interval_s: float = 0.1) -> T:

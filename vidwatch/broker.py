@@ -1,7 +1,7 @@
 """The broker at vidwatch's boundary: "does it answer", one connection check, and its errors translated.
 
-kombu, amqp and socket errors become :class:`~vidwatch.errors.PublishError` (retryable),
-chained with ``from exc``::
+kombu, amqp and socket errors, and a publish the broker refused (nack), become
+:class:`~vidwatch.errors.PublishError` (retryable), chained with ``from exc``::
 
     with broker_errors(f"publish: video {video_id}"):
         app.send_task(...)
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from amqp.exceptions import AMQPError
+from amqp.exceptions import AMQPError, MessageNacked
 from kombu import Connection
 from kombu.exceptions import KombuError
 
@@ -36,6 +36,8 @@ def broker_errors(what: str = "broker") -> Iterator[None]:
     """
     try:
         yield
+    except MessageNacked as exc:  # not among py-amqp's AMQPError: the broker answered "no"
+        raise PublishError(f"{what}: the broker refused the message (nack)") from exc
     except BROKER_ERRORS as exc:
         raise PublishError(f"{what}: broker did not answer: {exc}") from exc
 

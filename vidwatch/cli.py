@@ -18,6 +18,7 @@ from vidwatch.errors import ConfigError, VidwatchError
 from vidwatch.logs import setup_logging
 from vidwatch.ops.commands import add_commands as add_ops_commands
 from vidwatch.results.commands import add_commands as add_results_commands
+from vidwatch.results.connection import translate_redis_error
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VidwatchError as exc:
         logger.error("%s", exc)
         return 1
-    except redis.ConnectionError as exc:
-        logger.error("redis.url: cannot reach Redis: %s", exc)
+    except redis.RedisError as exc:  # a command that did not translate its own
+        logger.error("%s", translate_redis_error(exc, "redis.url"))
         return 1
 
 

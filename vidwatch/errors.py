@@ -149,6 +149,7 @@ _KIND_OF_SOURCE_KIND = {
     "empty": "empty_file", "truncated": "truncated", "corrupt": "truncated", "timed_out": "timeout",
     "refused_reference": "refused", "too_large": "too_large", "too_long": "too_large",
     "unreadable": "unreadable", "incomplete": "truncated", "normalize_failed": "other", "missing": "missing",
+    "gone": "source_gone", "changed": "source_changed",
 }
 
 

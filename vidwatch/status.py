@@ -87,19 +87,6 @@ class DaemonStatus:
             normalize=dict(data.get("normalize") or {}),
         )
 
-    @classmethod
-    def coerce(cls, value: DaemonStatus | Mapping[str, Any]) -> DaemonStatus:
-        """Accept either shape (a daemon, or a test's fake, may still hand over the dict)."""
-        return value if isinstance(value, DaemonStatus) else cls.from_dict(value)
-
-    def __getitem__(self, key: str) -> Any:
-        """Deprecated: read attributes; kept so ``status()["loop_age_s"]`` callers keep working."""
-        return self.to_dict()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Deprecated: read attributes."""
-        return self.to_dict().get(key, default)
-
 
 class PublishMetrics(Protocol):
     """Where a publisher reports each confirmed publish (the API's ``Metrics`` implements it).

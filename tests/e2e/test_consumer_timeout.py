@@ -23,7 +23,7 @@ from kombu import Connection
 
 from tests.conftest import free_port
 from tests.e2e.processes import Proc
-from tests.helpers import missing, moving_square_clip, wait_for
+from tests.helpers import missing, moving_square_clip, stored, wait_for
 from vidwatch.config import Config, load_config
 from vidwatch.errors import ConfigError
 from vidwatch.results.keys import Keys
@@ -107,19 +107,19 @@ def test_time_limit_below_consumer_timeout_fails_the_video_once_and_the_worker_g
     worker = Proc(["worker", "--pool", pool, "-c", str(site["config"])], tmp_path / "worker.log", env)
     try:
         _queue(records, config, "slow", slow_clip)
-        wait_for(lambda: records.get("slow").get("state") in ("done", "failed"), timeout_s=60,
+        wait_for(lambda: stored(records, "slow").get("state") in ("done", "failed"), timeout_s=60,
                  what="the slow video to end")
         _queue(records, config, "short", short)  # the same worker, after the failure
-        wait_for(lambda: records.get("short").get("state") in ("done", "failed"), timeout_s=30,
+        wait_for(lambda: stored(records, "short").get("state") in ("done", "failed"), timeout_s=30,
                  what="the short video to end")
         assert worker.proc.poll() is None, worker.tail()
         left = _ready(broker_url)
     finally:
         worker.stop()
 
-    slow = records.get("slow")
+    slow = stored(records, "slow")
     assert (slow["state"], slow.get("error")) == ("failed", "analyze: /in/slow.mp4: time limit exceeded")
-    assert records.get("short")["state"] == "done", records.get("short").get("error")
+    assert stored(records, "short")["state"] == "done", stored(records, "short").get("error")
     failed = [f["video_id"] for _, f in redis_client.xrange(keys.events) if f["type"] == "failed"]
     assert failed == ["slow"]  # once
     assert _deliveries(redis_client, keys, "slow") == 1  # acknowledged in time: never redelivered
@@ -140,7 +140,7 @@ def test_control_a_time_limit_above_consumer_timeout_gets_the_channel_closed(
     worker = Proc(["worker", "-c", str(site["config"])], tmp_path / "worker.log", env)
     try:
         _queue(records, config, "slow", slow_clip)
-        wait_for(lambda: records.get("slow").get("state") == "processing", timeout_s=30, what="the task to start")
+        wait_for(lambda: stored(records, "slow").get("state") == "processing", timeout_s=30, what="the task to start")
         wait_for(lambda: CHANNEL_CLOSED in worker.log.read_text(errors="replace"),
                  timeout_s=CONSUMER_TIMEOUT_MS / 1000 + 20, what="the broker to close the worker's channel (406)")
         wait_for(lambda: _ready(broker_url) == 1, timeout_s=10, what="the delivery to be back in the queue")
@@ -148,4 +148,4 @@ def test_control_a_time_limit_above_consumer_timeout_gets_the_channel_closed(
     finally:
         worker.stop(timeout_s=5)  # it is waiting for the task it can no longer acknowledge
     assert "Unrecoverable error: PreconditionFailed" in log
-    assert records.get("slow")["state"] == "processing"  # still running when the channel was closed
+    assert stored(records, "slow")["state"] == "processing"  # still running when the channel was closed

@@ -9,7 +9,7 @@ import redis
 from kombu import Connection
 
 from tests.e2e.processes import Proc
-from tests.helpers import moving_square_clip, wait_for
+from tests.helpers import moving_square_clip, stored, wait_for
 from vidwatch.config import load_config
 from vidwatch.media.normalize import normalize
 from vidwatch.media.probe import probe
@@ -45,12 +45,12 @@ def test_poison_and_missing_inputs_fail_once_and_the_worker_carries_on(
         app = make_app(config)
         for video_id in ("poison", "gone", "good"):
             app.send_task(ANALYZE_TASK["cpu"], args=[video_id], task_id=task_id(video_id, "analyze"))
-        wait_for(lambda: all(records.get(v).get("state") in ("done", "failed") for v in videos), timeout_s=120,
+        wait_for(lambda: all(stored(records, v).get("state") in ("done", "failed") for v in videos), timeout_s=120,
                  what="every video to end")
         assert worker.proc.poll() is None, worker.tail()
     finally:
         worker.stop()
-    states = {v: (records.get(v)["state"], records.get(v).get("error", "")) for v in videos}
+    states = {v: (stored(records, v)["state"], stored(records, v).get("error", "")) for v in videos}
     assert states["good"][0] == "done"
     assert states["gone"][0] == "failed" and "spooled copy" in states["gone"][1] and "missing" in states["gone"][1]
     assert states["poison"][0] == "failed" and "poison message" in states["poison"][1]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing
 from tests.models import square_detector, square_frame
 from vidwatch.config import EngineConfig
 from vidwatch.engines import gpu
@@ -27,9 +28,9 @@ SCENES = [
 
 @pytest.fixture(scope="module")
 def tensorrt_engine_cls() -> type:
-    missing = gpu.tensorrt_missing()
-    if missing is not None:
-        pytest.skip(missing)
+    absent = gpu.tensorrt_missing()
+    if absent is not None:
+        missing(f"an NVIDIA GPU with TensorRT ({absent})", ci_has_it=False)
     from vidwatch.engines.tensorrt import TensorRTEngine
 
     return TensorRTEngine

@@ -150,7 +150,7 @@ def test_readyz_metrics_and_status_page(api: Served, redis_client: object) -> No
     assert ready.json()["checks"]["workers"]["detail"]["per_queue"]["cpu"] == ["w9@host"]
 
     api.daemon.records.fail(api.seeded.queued, "analyze: /nvr/cam3/wait.mp4: time limit exceeded",
-                            path="/nvr/cam3/wait.mp4")
+                            path="/nvr/cam3/wait.mp4", stage="analyze", kind="timeout")
     text = get(api, "/metrics").text
     expected = [
         'vidwatch_videos{state="done"} 2.0',

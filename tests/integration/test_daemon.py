@@ -95,7 +95,7 @@ def test_bad_input_fails_with_a_reason_and_the_daemon_keeps_going(
             return len([e for e in events(redis_client, keys) if e[0] in ("failed", "queued")]) == 3
 
         wait_for(lambda: daemon.idle() and ended(), timeout_s=30, what="two failures and one queued video")
-        assert daemon.status()["observers"] == {str(site["inbox"]): True}
+        assert daemon.status().observers == {str(site["inbox"]): True}
     failed = {f["path"]: f["detail"] for _, f in redis_client.xrange(keys.events) if f["type"] == "failed"}
     assert set(failed) == {str(site["inbox"] / "cam1" / "notes.mp4"), str(site["inbox"] / "cam1" / "empty.mkv")}
     assert "not a video" in failed[str(site["inbox"] / "cam1" / "notes.mp4")]

@@ -79,7 +79,7 @@ def test_every_input_of_the_corpus_ends_as_expected_and_the_daemon_stays_healthy
                      what="every input of the corpus to end")
             assert not select.select([listener], [], [], 0)[0], "a crafted input opened a connection"
             status = daemon.status()
-            assert status["observers"] == {str(site["inbox"]): True} and status["redis_ok"]
+            assert status.observers == {str(site["inbox"]): True} and status.redis_ok
             late = corpus.h264_mp4(cam / "late.mp4", seconds=2)  # the daemon still takes new files
             wait_for(lambda: str(late) in ended(redis_client, keys), timeout_s=30, what="a file dropped afterwards")
             metrics = daemon.normalizer.metrics.snapshot()

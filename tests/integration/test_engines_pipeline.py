@@ -68,7 +68,7 @@ def test_onnx_finds_the_square_in_every_frame(
         assert (y1, x2 - x1, y2 - y1) == pytest.approx((100, SQUARE, SQUARE), abs=2.0), item
         if not 1.8 < item.pts_s < 4.2:
             assert x1 == pytest.approx(expected_x(item.pts_s), abs=2.0), item
-    assert analysis.summary.labels_json()["square"]["tracks"] == 1
+    assert analysis.summary.labels["square"].summary().tracks == 1
 
 
 class CountingEngine:

@@ -53,7 +53,7 @@ def test_forced_poll_mode_finds_new_files(site: dict, redis_client: redis.Redis,
     keys = Keys(site["prefix"])
     with running(config) as daemon:
         wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
-        assert daemon.status()["pollers"]
+        assert daemon.status().pollers
         day = site["inbox"] / "cam1" / "2026-11-24"
         publish_all(distinct_ts_clips(tiny_ts, day, 3))  # a new date folder with files inside
         wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 3, timeout_s=30,
@@ -112,13 +112,13 @@ def test_a_root_that_disappears_is_reported_and_resumed(
         wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
         away = tmp_path / "unmounted"
         root.rename(away)
-        wait_for(lambda: str(root) in daemon.status()["root_errors"], timeout_s=30, what="the outage to be reported")
+        wait_for(lambda: str(root) in daemon.status().root_errors, timeout_s=30, what="the outage to be reported")
         publish_all(distinct_ts_clips(tiny_ts, away / "cam1", 2))  # written while "unmounted"
         away.rename(root)
         wait_for(lambda: [k for k, _ in events(redis_client, keys)].count("queued") == 2, timeout_s=60,
                  what="the backlog written during the outage")
-        assert daemon.status()["root_errors"] == {}
-        assert daemon.status()["observers"] == {str(root): True}
+        assert daemon.status().root_errors == {}
+        assert daemon.status().observers == {str(root): True}
 
 
 def test_moved_in_tree_is_found(site: dict, redis_client: redis.Redis, tiny_ts: Path, tmp_path: Path) -> None:
@@ -167,8 +167,8 @@ def test_redis_down_for_a_while_loses_nothing(site: dict, tiny_ts: Path, tmp_pat
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
             publish_all(distinct_ts_clips(tiny_ts, site["inbox"] / "cam1", 5))
-            wait_for(lambda: not daemon.status()["redis_ok"], timeout_s=30, what="the daemon to notice")
-            assert daemon.status()["loop_age_s"] < 5  # still ticking, not stuck
+            wait_for(lambda: not daemon.status().redis_ok, timeout_s=30, what="the daemon to notice")
+            assert daemon.status().loop_age_s < 5  # still ticking, not stuck
             server = start_redis()  # empty: nothing was kept on disk
             wait_for(lambda: [f["type"] for _, f in client.xrange(keys.events)].count("queued") == 5,
                      timeout_s=90, what="all five files once Redis is back")

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL
+from tests.helpers import stored
 from vidwatch.config import Config
 from vidwatch.engines.base import Detection
 from vidwatch.results.detections import DetectionQuery, find_detections
@@ -176,7 +177,7 @@ def test_a_rerun_replaces_results_when_its_summary_lands(site: Site) -> None:
     ]
     assert site.videos(label="car") == ["v3"]
     assert site.videos(label="dog") == ["v1"]
-    assert site.records.get("v1")["state"] == "done"
+    assert stored(site.records, "v1")["state"] == "done"
     done = [f for _, f in client.xrange(keys.events) if f["type"] == "done" and f["video_id"] == "v1"]
     assert [f["run"] for f in done] == ["1", "2"]
     assert json.loads(done[-1]["detail"] or "{}") == {}

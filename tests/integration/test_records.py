@@ -44,14 +44,6 @@ def test_a_failure_stores_its_stage_and_kind(redis_client: redis.Redis, redis_pr
     assert (event["type"], event["failure_stage"], event["failure_kind"]) == ("failed", "probe", "empty_file")
 
 
-def test_a_failure_without_labels_gets_them_from_its_text(redis_client: redis.Redis, redis_prefix: str) -> None:
-    records = _records(redis_client, redis_prefix)
-    records.create("v1", {}, path="/a.mp4")
-    records.fail("v1", "analyze: /a.mp4: time limit exceeded", path="/a.mp4")
-    record = records.record("v1")
-    assert record is not None and (record.failure_stage, record.failure_kind) == ("analyze", "timeout")
-
-
 def test_a_rerun_clears_the_failure(redis_client: redis.Redis, redis_prefix: str) -> None:
     records = _records(redis_client, redis_prefix)
     records.create("v1", {}, path="/a.mp4")
@@ -94,7 +86,7 @@ def test_metrics_count_failures_by_the_stored_stage_and_kind(redis_client: redis
     records.create("v1", {}, path="/a.mp4")
     records.create("v2", {}, path="/b.mp4")
     records.fail("v1", "it broke in some new way", path="/a.mp4", stage="normalize", kind="truncated")
-    records.fail("v2", "probe: /b.mp4: not a video (a text file)", path="/b.mp4")
+    records.fail("v2", "probe: /b.mp4: not a video (a text file)", path="/b.mp4", stage="probe", kind="not_a_video")
     metrics.publish_confirmed(0.02)
     text = metrics.scrape().decode()
     assert 'vidwatch_failures_total{reason="truncated",stage="normalize"} 1.0' in text

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api_fixtures import serve
-from tests.helpers import moving_square_clip, wait_for
+from tests.helpers import moving_square_clip, stored, wait_for
 from vidwatch.config import load_config
 from vidwatch.daemon.submit import Submitter, outcome_line
 from vidwatch.engines.base import Detection
@@ -19,7 +19,7 @@ from vidwatch.results.writer import FrameResult, ResultWriter
 
 def _finish_like_a_worker(submitter: Submitter, video_id: str, label: str) -> str:
     """What the worker does at the end of a video: detections, then the summary (the run's results)."""
-    record = submitter.records.get(video_id)
+    record = stored(submitter.records, video_id)
     submitter.records.transition(video_id, "processing", {"worker": "test"}, event="started", path=record["path"])
     writer = ResultWriter(submitter.client, submitter.keys, events_maxlen=1000, detections_maxlen=1000,
                           summaries_maxlen=1000)
@@ -41,7 +41,7 @@ def test_without_a_daemon_the_claim_runs_here(site: dict[str, Any], clip: Path) 
     try:
         first = submitter.submit(str(clip))
         assert first.how == "processed"
-        record = submitter.records.get(first.video_id)
+        record = stored(submitter.records, first.video_id)
         assert (record["state"], record["published"], record["camera"]) == ("queued", "1", "cam1")
         assert Path(record["spool_path"]).is_file()
         assert submitter.submit(str(clip)).how == "known"
@@ -59,7 +59,7 @@ def test_force_starts_a_new_run_that_replaces_the_results_at_once(site: dict[str
         first_summary = _finish_like_a_worker(submitter, video_id, "person")
         assert submitter.submit(str(clip)).how == "known"
         assert submitter.submit(str(clip), force=True).how == "rerun"
-        record = submitter.records.get(video_id)
+        record = stored(submitter.records, video_id)
         assert (record["state"], record["run"], record["summary_id"]) == ("queued", "2", first_summary)
         assert summary_of(submitter.client, submitter.keys, video_id)["run"] == "1"  # readers: the old run
         waited = submitter.wait([video_id], timeout_s=0.0)
@@ -81,7 +81,7 @@ def test_with_a_daemon_the_job_is_posted_to_it(site: dict[str, Any], clip: Path)
             assert submitter.daemon_answers()
             item = submitter.submit(str(clip))
             assert item.how == "daemon"
-            record = wait_for(lambda: submitter.records.get(item.video_id).get("published") == "1",
+            record = wait_for(lambda: stored(submitter.records, item.video_id).get("published") == "1",
                               timeout_s=60, what="the daemon to publish the submitted file")
             assert record
         finally:
@@ -94,9 +94,9 @@ def test_with_a_daemon_but_no_token_the_daemon_takes_the_claim_over(site: dict[s
         try:
             item = submitter.submit(str(clip))
             assert item.how == "claimed"
-            wait_for(lambda: submitter.records.get(item.video_id).get("published") == "1",
+            wait_for(lambda: stored(submitter.records, item.video_id).get("published") == "1",
                      timeout_s=60, what="the daemon to take the claim over and publish it")
-            assert submitter.records.get(item.video_id)["owner"] == served.daemon.ledger.daemon_id
+            assert stored(submitter.records, item.video_id)["owner"] == served.daemon.ledger.daemon_id
         finally:
             submitter.close()
 

@@ -8,6 +8,7 @@ import redis
 from celery.exceptions import TimeLimitExceeded
 
 from tests.conftest import REDIS_URL
+from tests.helpers import stored
 from vidwatch.config import Config, RedisConfig
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records
@@ -25,11 +26,11 @@ def test_a_hard_time_limit_fails_the_video_once(redis_client: redis.Redis, redis
     context = WorkerContext(config, make_app(config))
 
     _hard_limit(context, exception=ValueError("not a time limit"), args=["v1"], task_id="v1.seg0")
-    assert records.get("v1")["state"] == "processing"
+    assert stored(records, "v1")["state"] == "processing"
     _hard_limit(context, exception=TimeLimitExceeded(5), args=["v1", 0], task_id="v1.seg0")
     _hard_limit(context, exception=TimeLimitExceeded(5), args=["v1", 1], task_id="v1.seg1")
 
-    record = records.get("v1")
+    record = stored(records, "v1")
     assert record["state"] == "failed" and "hard time limit exceeded (v1.seg0)" in record["error"]
     assert [f["type"] for _, f in redis_client.xrange(keys.events)] == ["detected", "started", "failed"]
 

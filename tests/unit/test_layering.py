@@ -39,6 +39,7 @@ FORBIDDEN = [  # what is imported (a package, with all its modules), what must n
     (_modules_of("results"), ["vidwatch.engines", "vidwatch.tasks", "vidwatch.daemon", "vidwatch.api"]),
     (_modules_of("ops"), ["vidwatch.daemon", "vidwatch.api"]),
     (_modules_of("api"), ["vidwatch.daemon", "vidwatch.engines", "cv2"]),
+    (_modules_of("daemon"), ["vidwatch.engines", "cv2", "vidwatch.analyzers", "vidwatch.stages"]),
     (["vidwatch.errors", "vidwatch.detection", "vidwatch.status", "vidwatch.registry", "vidwatch.fileio"],
      ["vidwatch.config", "redis", "numpy", "cv2"]),
 ]

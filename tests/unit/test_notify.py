@@ -10,6 +10,7 @@ from pathlib import Path
 from vidwatch.ops.notify import Notifier
 from vidwatch.ops.service import ServiceNotifier
 from vidwatch.results.keys import Keys
+from vidwatch.status import DaemonStatus
 
 
 def listener(address: str) -> socket.socket:
@@ -63,9 +64,9 @@ class FakeDaemon:
     def execute(self) -> list[int]:
         return [3, 7]
 
-    def status(self) -> dict[str, object]:
-        return {"settling": 2, "claiming": 1, "videos_in_progress": 1, "publish_retries": 0,
-                "observers": dict(self.observers), "root_errors": {}, "redis_ok": self.redis_ok}
+    def status(self) -> DaemonStatus:
+        return DaemonStatus(settling=2, claiming=1, videos_in_progress=1, publish_retries=0,
+                            observers=dict(self.observers), root_errors={}, redis_ok=self.redis_ok)
 
 
 class Recorder(Notifier):

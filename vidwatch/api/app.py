@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,7 +29,6 @@ from vidwatch.api.metrics import Metrics
 from vidwatch.errors import ResultsUnavailable
 from vidwatch.ops.queues import QueueProbe
 from vidwatch.results.connection import TRANSIENT_REDIS_ERRORS
-from vidwatch.status import DaemonStatus
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +40,6 @@ Check = Callable[[], tuple[bool, Any]]
 async def _redis_down(_request: Request, exc: Exception) -> JSONResponse:
     logger.warning("api: Redis unreachable: %s", exc)
     return error_response(503, f"Redis unreachable: {type(exc).__name__}")
-
-
-def _as_dict(status: DaemonStatus | Mapping[str, Any]) -> dict[str, Any]:
-    return status.to_dict() if isinstance(status, DaemonStatus) else dict(status)
 
 
 def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry: Metrics | None = None) -> FastAPI:
@@ -72,7 +67,7 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
     @app.get("/healthz", tags=["operations"],
              summary="The daemon process is alive: main loop ticking, observers running")
     def healthz() -> JSONResponse:
-        status = DaemonStatus.coerce(daemon.status())
+        status = daemon.status()
         reasons = []
         if status.loop_age_s > LOOP_STALE_S:
             reasons.append(f"main loop stalled for {status.loop_age_s:.0f} s")
@@ -95,7 +90,7 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
             results[name] = {"ok": ok, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}
             ready = ready and ok
-        body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": _as_dict(daemon.status())}
+        body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": daemon.status().to_dict()}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     for module in (metrics, jobs, videos, page):

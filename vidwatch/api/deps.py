@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 from fastapi import Path as PathParam
@@ -28,8 +27,8 @@ class DaemonView(Protocol):
     client: redis.Redis
     keys: Keys
 
-    def status(self) -> DaemonStatus | Mapping[str, Any]:
-        """A :class:`DaemonStatus` (its dict form still accepted: read it with ``DaemonStatus.coerce``)."""
+    def status(self) -> DaemonStatus:
+        """What the daemon reports about itself."""
 
     def submit(self, path: str | Path) -> str: ...
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
@@ -35,7 +34,7 @@ from vidwatch.ops.snapshot import in_flight, live_workers, throughput
 from vidwatch.results.connection import entries
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import group_lags
-from vidwatch.results.records import State, classify_failure
+from vidwatch.results.records import State
 from vidwatch.status import DaemonStatus
 from vidwatch.tasks.app import QUEUES
 
@@ -46,19 +45,10 @@ EVENTS_PER_SCRAPE = 20_000
 _BATCH = 1000
 
 
-def failure_labels(detail: str) -> tuple[str, str]:
-    """Deprecated (kept for its callers; metrics read the record's labels): (stage, reason) of a failure text.
-
-    >>> failure_labels("normalize: cam1/a.mp4: truncated (moov atom not found)")
-    ('normalize', 'truncated')
-    """
-    return classify_failure(detail)
-
-
 class Metrics:
     """The registry behind /metrics, fed by :meth:`scrape` and :meth:`timed`."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus | Mapping[str, Any]],
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus],
                  queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
         self.client = client
         self.keys = keys
@@ -152,27 +142,9 @@ class Metrics:
         """:class:`vidwatch.status.PublishMetrics`: one publish confirmed after ``seconds``."""
         self.publish_seconds.observe(seconds)
 
-    def time_publishes(self, publisher: Any) -> None:
-        """Deprecated: give the Publisher this object as its ``PublishMetrics`` instead.
-
-        Time each confirmed publish of ``publisher`` (failed ones show in the retries gauge).
-
-        Wraps the one Publisher object in place, so every holder of it (the daemon, its
-        ingestor) is timed.
-        """
-        inner = publisher.publish
-        histogram = self.publish_seconds
-
-        def publish(video_id: str) -> None:
-            started = time.monotonic()
-            inner(video_id)
-            histogram.observe(time.monotonic() - started)
-
-        publisher.publish = publish
-
 
 class _Gauges(Collector):
-    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus | Mapping[str, Any]],
+    def __init__(self, client: redis.Redis, keys: Keys, status: Callable[[], DaemonStatus],
                  queues: Callable[[], dict[str, QueueDepth] | str]) -> None:
         self.client = client
         self.keys = keys
@@ -193,7 +165,7 @@ class _Gauges(Collector):
             yield up
 
     def _daemon(self) -> Iterator[Metric]:
-        status = DaemonStatus.coerce(self.status())
+        status = self.status()
         for name, text, value in (
             ("settling", "Files waiting to settle", status.settling),
             ("claiming", "Settled files being fingerprinted, probed and claimed", status.claiming),

@@ -7,10 +7,8 @@ it in, so the page works without scripts too (it is rendered whole on first load
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -87,9 +85,8 @@ def _e(value: object) -> str:
     return escape(printable(value))
 
 
-def render_panel(snap: Snapshot, daemon_status: DaemonStatus | Mapping[str, Any]) -> str:
+def render_panel(snap: Snapshot, status: DaemonStatus) -> str:
     """The status page's panel: cards, queues, workers, roots, in-flight, recent videos, failures."""
-    status = DaemonStatus.coerce(daemon_status)
     sections = (_cards(snap, status), _queues(snap), _workers(snap), _roots(status), _in_flight(snap),
                 _recent(snap), _failures(snap))
     return "".join(part for section in sections for part in section)
@@ -148,12 +145,14 @@ def _in_flight(snap: Snapshot) -> list[str]:
     out = [f"<h2>In flight ({len(snap.in_flight)})</h2>"]
     if not snap.in_flight:
         return [*out, '<p class="muted">nothing in flight</p>']
-    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>progress</th><th>since</th></tr>")
+    # the bar marks the state's place in the pipeline (seen … processing), not the work done within it
+    out.append("<table><tr><th>video</th><th>camera</th><th>state</th><th>stage</th><th>since</th></tr>")
     for row in snap.in_flight[:50]:
-        pct = round(row["progress"] * 100)
+        marker = round(row["progress"] * 100)
         out.append(
             f"<tr><td title=\"{e(row['path'])}\"><code>{e(row['video_id'])}</code></td><td>{e(row['camera'])}</td>"
-            f"<td>{e(row['state'])}</td><td><progress max=\"100\" value=\"{pct}\">{pct}%</progress></td>"
+            f"<td>{e(row['state'])}</td><td title=\"stage: {e(row['state'])}\">"
+            f"<progress max=\"100\" value=\"{marker}\">{e(row['state'])}</progress></td>"
             f"<td>{_ago(row['since'], snap.taken_at)}</td></tr>"
         )
     out.append("</table>")
@@ -193,7 +192,7 @@ def _failures(snap: Snapshot) -> list[str]:
     return out
 
 
-def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus | Mapping[str, Any]]:
+def _snapshot(request: Request) -> tuple[Snapshot, DaemonStatus]:
     daemon = daemon_of(request)
     return take_snapshot(daemon.client, daemon.keys, request.app.state.queues), daemon.status()
 

@@ -17,7 +17,6 @@ from vidwatch.filesystems import spool_space
 from vidwatch.ops.snapshot import live_workers, workers_by_queue
 from vidwatch.results.keys import Keys
 from vidwatch.results.lag import lag_report
-from vidwatch.status import DaemonStatus
 from vidwatch.tasks.app import QUEUES
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
 
     def roots_check() -> tuple[bool, Any]:
         """From the daemon's own supervision: no file system call here, which a hung NAS would block."""
-        status = DaemonStatus.coerce(daemon.status())
+        status = daemon.status()
         errors, observers = status.root_errors, status.observers
         detail = {}
         for root in map(str, config.watch.roots):

@@ -9,7 +9,6 @@ its own ledger identity) and, through :class:`~vidwatch.daemon.serve.DaemonServi
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
@@ -25,8 +24,6 @@ from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records
 from vidwatch.tasks.app import make_app
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

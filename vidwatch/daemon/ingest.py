@@ -26,10 +26,10 @@ from vidwatch.daemon.ledger import Ledger
 from vidwatch.daemon.normalize import Normalizer
 from vidwatch.daemon.publish import Publisher
 from vidwatch.daemon.work import Kind
-from vidwatch.errors import NormalizeError, NotReadyError, PublishError, ShuttingDown, SourceError
+from vidwatch.errors import NormalizeError, NotReadyError, PublishError, ShuttingDown, SourceError, failure_kind
 from vidwatch.media.probe import Probe, probe
 from vidwatch.paths import PathRules
-from vidwatch.results.records import Records
+from vidwatch.results.records import Records, VideoRecord
 from vidwatch.timecode import PathTime
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class Ingestor:
             return Kind.CLAIMED
         if reason is not None:
             attempts = self.config.normalize.probe_attempts
-            self.records.fail(fp.video_id, f"ingest: {path}: {reason} after {attempts} checks", path=path)
+            self.records.fail(fp.video_id, f"ingest: {path}: {reason} after {attempts} checks", path=path,
+                              stage="ingest", kind="empty_file" if fp.size == 0 else "truncated")
             return Kind.CLAIMED
         self.ledger.enqueue(fp.video_id)
         return Kind.CLAIMED
@@ -125,24 +126,27 @@ class Ingestor:
 
         Returns the publish outcome, or None when there was nothing (more) to do.
         """
-        record = self.records.get(video_id)
-        state, path = record.get("state"), record.get("path", "")
-        if state == "queued" and record.get("published") == "0":
+        record = self.records.record(video_id)
+        if record is None:
+            return None
+        path = record.path
+        if record.unconfirmed:
             return self.publish(video_id, path, attempt=1)
-        if state not in ("seen", "normalizing"):
+        if not record.state.resumable:
             return None
         spooled = self.config.paths.spool / f"{video_id}.mp4"
         started = time.monotonic()
         try:
             facts = self._probe_source(video_id, record, spooled)
         except SourceError as exc:
-            self.records.fail(video_id, str(exc), path=path)
+            stage = "ingest" if exc.kind in ("gone", "changed") else "probe"
+            self.records.fail(video_id, str(exc), path=path, stage=stage, kind=failure_kind(exc))
             return None
         if facts is None:
             return None
         self.records.transition(
             video_id, "normalizing",
-            {"start_ts": f"{recording_start(facts, int(record.get('mtime_ns') or 0), self.time_in_path(path)):.3f}",
+            {"start_ts": f"{recording_start(facts, record.mtime_ns or 0, self.time_in_path(path)):.3f}",
              **facts.as_record()},
         )
         if spooled.exists():  # spool files appear whole (renamed into place): normalized before a restart
@@ -152,7 +156,7 @@ class Ingestor:
             try:
                 result = self.normalizer.normalize(video_id, path, facts, spooled)
             except NormalizeError as exc:
-                self.records.fail(video_id, str(exc), path=path)
+                self.records.fail(video_id, str(exc), path=path, stage="normalize", kind=failure_kind(exc))
                 return None
             except ShuttingDown:
                 return None  # still "normalizing": resumed at the next start
@@ -163,17 +167,18 @@ class Ingestor:
         self.records.transition(video_id, "normalizing", fields, event="normalized", path=path, detail=detail)
         return self.publish(video_id, path, attempt=0)
 
-    def _probe_source(self, video_id: str, record: dict[str, str], spooled: Path) -> Probe | None:
-        path = record.get("path", "")
+    def _probe_source(self, video_id: str, record: VideoRecord, spooled: Path) -> Probe | None:
+        path = record.path
         source = Path(path)
         if spooled.exists():
             return probe(spooled)
         try:
             current = fingerprint(source)
         except FileNotFoundError as exc:
-            raise SourceError(f"ingest: {path}: source disappeared before it was normalized") from exc
+            raise SourceError(f"ingest: {path}: source disappeared before it was normalized", kind="gone") from exc
         if current.video_id != video_id:
-            raise SourceError(f"ingest: {path}: source changed before it was normalized (a new version follows)")
+            raise SourceError(f"ingest: {path}: source changed before it was normalized (a new version follows)",
+                              kind="changed")
         try:
             return self.normalizer.inspect(source)
         except NotReadyError as exc:

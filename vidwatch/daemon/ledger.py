@@ -19,12 +19,11 @@ import redis
 
 from vidwatch.daemon.fingerprint import Fingerprint
 from vidwatch.results.keys import Keys
-from vidwatch.results.records import Records
+from vidwatch.results.records import Records, VideoRecord
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL_S = 15
-RESUMABLE_STATES = ("seen", "normalizing")
 
 # KEYS: video hash; ARGV: expected owner, new owner
 _TAKE_OVER = """
@@ -103,20 +102,18 @@ class Ledger:
     def release(self) -> None:
         self.client.delete(self.keys.daemon(self.daemon_id))
 
-    def resumable(self, *, include_own: bool) -> list[dict[str, str]]:
+    def resumable(self, *, include_own: bool) -> list[VideoRecord]:
         """Records not yet confirmed by the broker whose owner is gone (or is this daemon); now owned by us."""
         out = []
         video_ids = sorted(self.records.inflight())
         pipe = self.client.pipeline(transaction=False)
         for video_id in video_ids:
             pipe.hgetall(self.keys.video(video_id))
-        for video_id, record in zip(video_ids, pipe.execute(), strict=True):
-            if not record:
+        for video_id, fields in zip(video_ids, pipe.execute(), strict=True):
+            record = VideoRecord.from_redis(video_id, fields)
+            if record is None or not (record.state.resumable or record.unconfirmed):
                 continue
-            unconfirmed = record.get("state") == "queued" and record.get("published") == "0"
-            if record.get("state") not in RESUMABLE_STATES and not unconfirmed:
-                continue
-            owner = record.get("owner", "")
+            owner = record.owner
             if owner == self.daemon_id and not include_own:
                 continue
             if owner != self.daemon_id:

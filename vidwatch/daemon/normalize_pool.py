@@ -89,10 +89,10 @@ class NormalizePool:
 
     def _resume(self, busy: set[str], *, include_own: bool) -> None:
         for record in self.ledger.resumable(include_own=include_own):
-            video_id = record["video_id"]
+            video_id = record.video_id
             if video_id in busy:
                 continue
-            logger.info("ingest: resuming video=%s path=%s state=%s", video_id, record.get("path"), record["state"])
+            logger.info("ingest: resuming video=%s path=%s state=%s", video_id, record.path, record.state.value)
             self.ledger.enqueue(video_id)
             self.wake()
 

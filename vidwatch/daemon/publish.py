@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 
-from amqp.exceptions import MessageNacked
 from celery import Celery
 from kombu.connection import Connection
 
@@ -85,18 +84,15 @@ class Publisher:
         return connection
 
     def _send(self, video_id: str) -> None:
-        try:
-            self.app.send_task(
-                self.task_name,
-                args=[video_id],
-                task_id=task_id(video_id),
-                connection=self._connection(),
-                retry=False,
-                timeout=self.timeout_s,
-                confirm_timeout=self.timeout_s,
-            )
-        except MessageNacked as exc:  # not among py-amqp's AMQPError
-            raise PublishError(f"publish: video {video_id}: the broker refused the message (nack)") from exc
+        self.app.send_task(  # a nack raises MessageNacked, which broker_errors translates
+            self.task_name,
+            args=[video_id],
+            task_id=task_id(video_id),
+            connection=self._connection(),
+            retry=False,
+            timeout=self.timeout_s,
+            confirm_timeout=self.timeout_s,
+        )
 
     @staticmethod
     def _release(connection: Connection) -> None:

@@ -24,6 +24,7 @@ from vidwatch.errors import ShuttingDown
 from vidwatch.media.normalize import plan
 from vidwatch.media.probe import Probe
 from vidwatch.results.keys import Keys
+from vidwatch.results.records import State
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def _due(entry: os.DirEntry[str], fields: list[str | None], *, now: float, reten
         return False
     if entry.name.endswith(".part"):
         return age >= STALE_PARTIAL_S
-    if state in ("done", "failed"):
+    if state and State(state).terminal:
         ended = float(done_at or failed_at or updated_at or 0) or (now - age)
         return now - ended >= retention_s
     return state is None and age >= max(ORPHAN_AGE_S, retention_s)

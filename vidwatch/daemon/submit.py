@@ -37,7 +37,7 @@ from vidwatch.daemon.compose import build
 from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.errors import PublishError, SourceError
 from vidwatch.paths import file_in_roots
-from vidwatch.results.records import State
+from vidwatch.results.records import State, VideoRecord
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +116,12 @@ class Submitter:
         self.parts.publisher.close()
 
     # ------------------------------------------------------------------ waiting
-    def wait(self, video_ids: list[str], *, timeout_s: float | None) -> dict[str, dict[str, str]]:
+    def wait(self, video_ids: list[str], *, timeout_s: float | None) -> dict[str, VideoRecord | None]:
         """Records of ``video_ids`` once each is done or failed (or at the deadline, as they stand)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            records = {vid: self.records.get(vid) for vid in video_ids}
-            if all(_ended(r) for r in records.values()):
+            records = {vid: self.records.record(vid) for vid in video_ids}
+            if all(r is not None and r.terminal for r in records.values()):
                 return records
             if deadline is not None and time.monotonic() > deadline:
                 return records
@@ -159,20 +159,17 @@ class Submitter:
         return f"http://{host}:{self.config.api.port}{route}"
 
 
-def _ended(record: dict[str, str]) -> bool:
-    return bool(record.get("state")) and State(record["state"]).terminal
-
-
-def outcome_line(video_id: str, record: dict[str, str]) -> str:
-    state = record.get("state", "unknown")
-    run = record.get("run", "1")
-    if state == "done":
-        extra = f"summary {record.get('summary_id', '')} run {record.get('summary_run', run)}"
-    elif state == "failed":
-        extra = f"error: {record.get('error', '')}"
+def outcome_line(video_id: str, record: VideoRecord | None) -> str:
+    if record is None:
+        return f"{video_id}  {'unknown':<10}   still unknown (run 1)"
+    state, run = record.state.value, record.run
+    if record.state is State.DONE:
+        extra = f"summary {record.summary_id} run {record.summary_run if record.summary_run is not None else run}"
+    elif record.state is State.FAILED:
+        extra = f"error: {record.error}"
     else:
         extra = f"still {state} (run {run})"
-    return f"{video_id}  {state:<10} {record.get('path', '')}  {extra}"
+    return f"{video_id}  {state:<10} {record.path}  {extra}"
 
 
 def run_submit(config: Config, paths: list[str], *, force: bool, wait: bool, timeout_s: float | None) -> int:
@@ -201,7 +198,7 @@ def run_submit(config: Config, paths: list[str], *, force: bool, wait: bool, tim
         records = submitter.wait(sorted({s.video_id for s in submitted}), timeout_s=timeout_s)
         for video_id, record in records.items():
             _out(outcome_line(video_id, record))
-            if record.get("state") != "done":
+            if record is None or record.state is not State.DONE:
                 status = 1
     return status
 

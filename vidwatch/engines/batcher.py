@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from vidwatch.engines.base import Detection, Engine
+from vidwatch.detection import Detection
+from vidwatch.engines.base import Engine
 from vidwatch.errors import EngineError
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ Example (not run: needs a model or a video)::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +46,6 @@ class ModelSpec:
 def _dims(value_info: object) -> tuple[int | None, ...]:
     dims = value_info.type.tensor_type.shape.dim  # type: ignore[attr-defined]
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of the file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_model(path: Path, *, labels: Path | None, input_size: int) -> ModelSpec:

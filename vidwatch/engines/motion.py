@@ -6,16 +6,13 @@ Used by the opencv engine (``motion`` detections) and by the pipeline's motion g
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from vidwatch.config import EngineConfig
-from vidwatch.engines.base import Detection
-
-logger = logging.getLogger(__name__)
+from vidwatch.detection import Detection
 
 MOTION_HISTORY_S = 30.0  # how long a scene change takes to become background
 FRAME_DELTA_THRESHOLD = 12  # grey levels: a blob counts as moving only where the last frame differs
@@ -99,7 +96,7 @@ class MotionDetector:
         foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, self._kernel)
         regions = self._region_mask(frame.shape[1], frame.shape[0])
         if regions is not None:
-            foreground &= regions
+            np.bitwise_and(foreground, regions, out=foreground)  # in place, typed (mypy rejects &= here)
         count, _, stats, _ = cv2.connectedComponentsWithStats(
             foreground, connectivity=8, ltype=_label_type(foreground.shape)
         )

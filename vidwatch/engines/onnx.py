@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from vidwatch.config import EngineConfig
+from vidwatch.detection import Detection
 from vidwatch.engines import gpu
-from vidwatch.engines.base import Detection, register
+from vidwatch.engines.base import register
 from vidwatch.engines.model import ModelSpec, read_model
 from vidwatch.engines.postprocess import OutputFormat, decode, output_format
 from vidwatch.engines.preprocess import letterbox_batch

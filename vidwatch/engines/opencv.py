@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from vidwatch.config import EngineConfig
-from vidwatch.engines.base import Detection, register
+from vidwatch.detection import Detection
+from vidwatch.engines.base import register
 from vidwatch.engines.motion import MotionDetector
-
-logger = logging.getLogger(__name__)
 
 HOG_MIN_HEIGHT = 128  # the default people detector's window is 64x128
 
@@ -34,7 +32,7 @@ class OpenCVEngine:
     def load(self) -> None:
         if "person" in self.detectors:
             self._hog = cv2.HOGDescriptor()
-            self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))  # stubs: a Sequence
         self.reset()
 
     def reset(self) -> None:

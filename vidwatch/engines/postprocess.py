@@ -22,18 +22,15 @@ boxes in pixels of the frame given to infer, clipped to it.
 from __future__ import annotations
 
 import ast
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from vidwatch.engines.base import Detection
+from vidwatch.detection import Detection
 from vidwatch.engines.preprocess import Letterbox
 from vidwatch.errors import EngineError
-
-logger = logging.getLogger(__name__)
 
 OutputFormat = Literal["yolo", "nms"]
 

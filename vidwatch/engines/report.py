@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import logging
 import os
 import time
 from pathlib import Path
@@ -26,8 +25,6 @@ from vidwatch.engines.onnx import OnnxEngine
 from vidwatch.engines.postprocess import output_format
 from vidwatch.engines.tensorrt import DEFAULT_CACHE_DIR
 from vidwatch.errors import EngineError
-
-logger = logging.getLogger(__name__)
 
 Check = tuple[str, str, str]  # ("OK" | "WARN" | "FAIL", name, detail)
 

@@ -31,12 +31,14 @@ from typing import Any
 import numpy as np
 
 from vidwatch.config import EngineConfig
+from vidwatch.detection import Detection
 from vidwatch.engines import trt_cache
-from vidwatch.engines.base import Detection, register
-from vidwatch.engines.model import ModelSpec, file_hash, read_model
+from vidwatch.engines.base import register
+from vidwatch.engines.model import ModelSpec, read_model
 from vidwatch.engines.postprocess import OutputFormat, decode, output_format
 from vidwatch.engines.preprocess import letterbox_batch
 from vidwatch.errors import EngineError, EngineUnavailable
+from vidwatch.fileio import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +247,7 @@ class TensorRTEngine:
         shapes = profile_shapes(spec, config.batch)
         device = primary.device
         key = trt_cache.CacheKey(
-            model_sha256=file_hash(spec.path),
+            model_sha256=sha256_file(spec.path),
             tensorrt_version=trt.__version__,
             gpu_name=device.name(),
             compute_capability="{}.{}".format(*device.compute_capability()),

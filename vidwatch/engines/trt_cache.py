@@ -21,13 +21,12 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vidwatch.errors import EngineError
+from vidwatch.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -95,26 +94,12 @@ def load(path: Path, key: CacheKey) -> bytes | None:
     return data
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def store(path: Path, key: CacheKey, data: bytes) -> None:
     """Write the engine, then its sidecar (the sidecar last: an engine without one is a miss)."""
     meta = {"key": key.as_json(), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     try:
-        _write_atomic(path, data)
-        _write_atomic(_sidecar(path), json.dumps(meta, indent=1, sort_keys=True).encode())
+        atomic_write(path, data, unique=True, fsync=True)
+        atomic_write(_sidecar(path), json.dumps(meta, indent=1, sort_keys=True), unique=True, fsync=True)
     except OSError as exc:
         raise EngineError(f"engine cache {path}: cannot write: {exc.strerror}") from exc
 

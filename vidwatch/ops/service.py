@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
@@ -31,11 +31,11 @@ DEFAULT_WATCHDOG_PING_S = 5.0
 class Supervised(Protocol):
     client: redis.Redis
 
-    def status(self) -> DaemonStatus | Mapping[str, Any]: ...
+    def status(self) -> DaemonStatus: ...
 
 
-def dead_observers(status: DaemonStatus | Mapping[str, Any]) -> list[str]:
-    return [root for root, alive in DaemonStatus.coerce(status).observers.items() if not alive]
+def dead_observers(status: DaemonStatus) -> list[str]:
+    return [root for root, alive in status.observers.items() if not alive]
 
 
 class ServiceNotifier:
@@ -65,7 +65,7 @@ class ServiceNotifier:
         if not self.notifier.enabled:
             return
         now = self.clock()
-        status = DaemonStatus.coerce(self.daemon.status())
+        status = self.daemon.status()
         alive = not dead_observers(status)
         if not self.ready and now >= self._next["ready"]:
             self._next["ready"] = now + READY_CHECK_S
@@ -90,8 +90,7 @@ class ServiceNotifier:
     def stopping(self) -> None:
         self.notifier.stopping("stopping: finishing files in flight")
 
-    def status_line(self, status: DaemonStatus | Mapping[str, Any]) -> str:
-        status = DaemonStatus.coerce(status)
+    def status_line(self, status: DaemonStatus) -> str:
         in_flight = status.claiming + status.videos_in_progress
         try:
             pipe = self.daemon.client.pipeline(transaction=False)

@@ -24,7 +24,6 @@ from vidwatch.results.records import State
 RECENT_EVENTS = 2000
 RECENT_SUMMARIES = 50
 _CHUNK = 1000
-# how far along a video is, by state, before the worker reports anything finer
 # How far along the pipeline a state is (a stage marker, not a measure of the work done in it)
 STATE_PROGRESS = {"seen": 0.05, "normalizing": 0.15, "queued": 0.3, "processing": 0.5, "done": 1.0, "failed": 1.0}
 INFLIGHT_FIELDS = ("path", "camera", "state", "updated_at", "seen_at", "worker", "published")
@@ -94,7 +93,7 @@ def workers_by_queue(workers: list[dict[str, Any]], queues: tuple[str, ...]) -> 
 
 
 def in_flight(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    """Every video not yet done or failed, oldest first, with a progress fraction."""
+    """Every video not yet done or failed, oldest first, with its state's stage marker (``progress``)."""
     ids = sorted(cast(set[str], client.smembers(keys.inflight)))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), _CHUNK):

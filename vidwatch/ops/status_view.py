@@ -54,7 +54,7 @@ def render(snap: Snapshot) -> Group:
         workers.add_row(Text("none: videos stay queued", style="red"), "", "", "")
 
     flight = Table(title=f"In flight ({len(snap.in_flight)})", title_justify="left")
-    for column in ("video", "camera", "state", "progress", "for", "path"):
+    for column in ("video", "camera", "state", "stage", "for", "path"):  # stage: the state's place, not work done
         flight.add_column(column)
     for row in snap.in_flight[:MAX_IN_FLIGHT_ROWS]:
         bar = ProgressBar(total=100, completed=round(row["progress"] * 100), width=20)

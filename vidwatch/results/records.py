@@ -61,8 +61,6 @@ class State(StrEnum):
         return tuple(s for s in cls if not s.terminal)
 
 
-STATES = tuple(s.value for s in State)  # deprecated: use State
-TERMINAL = tuple(s.value for s in State if s.terminal)  # deprecated: use State.terminal
 _LUA_RANKS = "{" + ", ".join(f"{s.value}={s.rank}" for s in State) + "}"
 
 
@@ -78,7 +76,11 @@ def _int(value: str | None) -> int | None:
 _TEXT = ("path", "root", "camera", "fingerprint", "spool_path", "owner", "worker", "error", "failure_stage",
          "failure_kind", "summary_id", "rerun_of")
 _NUMBERS = {"size": _int, "mtime_ns": _int, "start_ts": _float, "summary_run": _int, "updated_at": _float}
-_FLAGS = ("published", "summary_trimmed")
+_FLAGS = ("summary_trimmed",)
+
+
+def _published(value: str | None) -> bool | None:
+    return None if value in (None, "") else value == "1"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,13 @@ class VideoRecord:
     True
     >>> VideoRecord.from_redis("abc", {}) is None
     True
+
+    ``published`` tells "never handed to the broker" (no field) from "not confirmed yet" ("0"):
+
+    >>> [VideoRecord.from_redis("abc", {"state": "queued", **f}).published for f in ({}, {"published": "0"})]
+    [None, False]
+    >>> VideoRecord.from_redis("abc", {"state": "queued", "published": "0"}).unconfirmed
+    True
     """
 
     video_id: str
@@ -110,7 +119,9 @@ class VideoRecord:
     mtime_ns: int | None = None
     start_ts: float | None = None  # recording start, epoch s
     spool_path: str = ""
-    published: bool = False  # the broker confirmed the task message
+    # the broker confirmed the task message: True ("1"); marked queued, not confirmed yet: False ("0");
+    # never handed to the broker (or a new run started): None (no field)
+    published: bool | None = None
     owner: str = ""  # daemon id
     worker: str = ""
     segments: tuple[tuple[float, float], ...] | None = None  # the analysis cut, once chosen
@@ -133,22 +144,29 @@ class VideoRecord:
         return self.state.terminal
 
     @property
+    def unconfirmed(self) -> bool:
+        """Marked ``queued`` but the broker never confirmed its message: publish it again."""
+        return self.state is State.QUEUED and self.published is False
+
+    @property
     def duration_s(self) -> float | None:
         """The source's duration from the probe, when known."""
         return _float(self.probe.get("duration_s"))
 
     @classmethod
     def from_redis(cls, video_id: str, fields: Mapping[str, str]) -> VideoRecord | None:
-        """The record of a ``HGETALL``; None for an empty hash (no such video)."""
-        if not fields:
+        """The record of a ``HGETALL``; None for a hash without a state (no such video: none at all, or
+        a stray field written after it was deleted)."""
+        if not fields.get("state"):
             return None
         values: dict[str, Any] = {name: fields[name] for name in _TEXT if name in fields}
         values.update({name: parse(fields.get(name)) for name, parse in _NUMBERS.items()})
         values.update({name: fields.get(name) == "1" for name in _FLAGS})
+        values["published"] = _published(fields.get("published"))
         timestamps: dict[str, float] = {}
         probe: dict[str, str] = {}
         extra: dict[str, str] = {}
-        known = {*_TEXT, *_NUMBERS, *_FLAGS, "video_id", "state", "run", "labels", "segments"}
+        known = {*_TEXT, *_NUMBERS, *_FLAGS, "published", "video_id", "state", "run", "labels", "segments"}
         for key, value in fields.items():
             if key in known:
                 continue
@@ -161,7 +179,7 @@ class VideoRecord:
         segments = json.loads(fields["segments"]) if fields.get("segments") else None
         return cls(
             video_id=video_id,
-            state=State(fields.get("state") or State.SEEN),
+            state=State(fields["state"]),
             run=_int(fields.get("run")) or 1,
             labels=tuple(label for label in (fields.get("labels") or "").split(",") if label),
             segments=None if segments is None else tuple((float(a), float(b)) for a, b in segments),
@@ -180,6 +198,8 @@ class VideoRecord:
             if value is not None:
                 out[name] = f"{value:.3f}" if isinstance(value, float) else str(value)
         out.update({name: "1" for name in _FLAGS if getattr(self, name)})
+        if self.published is not None:
+            out["published"] = "1" if self.published else "0"
         if self.run != 1:
             out["run"] = str(self.run)
         if self.labels:
@@ -259,33 +279,6 @@ return run
 """
 
 
-# (words in a failure text, failure kind): the first match wins
-_TEXT_KINDS = (
-    ("not a video", "not_a_video"), ("empty file", "empty_file"), ("truncated", "truncated"),
-    ("moov atom", "truncated"), ("time limit", "timeout"), ("timed out", "timeout"), ("timeout", "timeout"),
-    ("disappeared", "source_gone"), ("changed before", "source_changed"), ("missing", "missing"),
-    ("unreachable", "unreachable"), ("permission", "permission"), ("cannot read", "unreadable"),
-    ("internal error", "internal"), ("engine", "engine"),
-)
-
-
-def classify_failure(reason: str) -> tuple[str, str]:
-    """(stage, kind) of a failure text that came without them, both from small fixed sets ("other" else).
-
-    For callers that pass only a text; new code passes ``stage`` and ``kind`` to :meth:`Records.fail`.
-
-    >>> classify_failure("normalize: cam1/a.mp4: truncated (moov atom not found)")
-    ('normalize', 'truncated')
-    >>> classify_failure("something else")
-    ('other', 'other')
-    """
-    head = reason.split(":", 1)[0].strip().lower()
-    stage = head if head in STAGES else "other"
-    lowered = reason.lower()
-    kind = next((label for words, label in _TEXT_KINDS if words in lowered), "other")
-    return stage, kind
-
-
 def _flat(mapping: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for key, value in mapping.items():
@@ -307,10 +300,6 @@ class Records:
     def record(self, video_id: str) -> VideoRecord | None:
         """The video's record, typed; None when there is none."""
         return VideoRecord.from_redis(video_id, self.client.hgetall(self.keys.video(video_id)))  # type: ignore[arg-type]
-
-    def get(self, video_id: str) -> dict[str, str]:
-        """Deprecated: the raw hash (``{}`` when absent); use :meth:`record`."""
-        return self.client.hgetall(self.keys.video(video_id))  # type: ignore[return-value]
 
     def create(self, video_id: str, fields: dict[str, Any], *, path: str, detail: Any = "") -> bool:
         """Claim: create the record in state ``seen`` unless one exists (atomic; one claimant wins)."""
@@ -340,7 +329,7 @@ class Records:
         try:
             state = State(state)
         except ValueError:
-            raise ValueError(f"state: expected one of {STATES}, got {state!r}") from None
+            raise ValueError(f"state: expected one of {[s.value for s in State]}, got {state!r}") from None
         now = f"{time.time():.3f}"
         flat = _flat({**(fields or {}), f"{state.value}_at": now, "updated_at": now})
         event_flat = _flat({**event_fields(event, video_id, path, detail), **(event_extra or {})}) if event else []
@@ -348,19 +337,18 @@ class Records:
         keys = [self.keys.video(video_id), self.keys.inflight, self.keys.events]
         return self._transition(keys=keys, args=args) == 1
 
-    def fail(self, video_id: str, reason: str, *, path: str, stage: str | None = None,
-             kind: str | None = None) -> bool:
+    def fail(self, video_id: str, reason: str, *, path: str, stage: str, kind: str) -> bool:
         """End the video as ``failed`` with ``reason`` and a ``failed`` event (once).
 
         ``stage`` (one of :data:`~vidwatch.errors.STAGES`) and ``kind`` (one of
         :data:`~vidwatch.errors.FAILURE_KINDS`, e.g. from :func:`~vidwatch.errors.failure_kind`)
-        are stored as ``failure_stage`` / ``failure_kind`` in the record and its ``failed`` event;
-        a caller that does not pass them gets them classified from ``reason`` (the older callers'
-        texts start with the stage).
+        are stored as ``failure_stage`` / ``failure_kind`` in the record and its ``failed`` event,
+        where metrics count them.
         """
-        guessed_stage, guessed_kind = classify_failure(reason)
-        stage = stage if stage in STAGES else guessed_stage
-        kind = kind if kind in FAILURE_KINDS else guessed_kind
+        if stage not in STAGES:
+            raise ValueError(f"stage: expected one of {STAGES}, got {stage!r}")
+        if kind not in FAILURE_KINDS:
+            raise ValueError(f"kind: expected one of {FAILURE_KINDS}, got {kind!r}")
         labels = {"failure_stage": stage, "failure_kind": kind}
         return self.transition(video_id, State.FAILED, {"error": reason, **labels}, event="failed", path=path,
                                detail=reason, event_extra=labels)

@@ -22,11 +22,8 @@ class LabelStats:
     first_pts: float | None = None
     last_pts: float | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        """The summary's JSON for this label (track count, times rounded to ms)."""
-        return self.summary().to_dict()
-
     def summary(self) -> LabelSummary:
+        """The summary's statistics for this label (track count, times rounded to ms)."""
         return LabelSummary(len(self.tracks), self.max_simultaneous, _round(self.first_pts), _round(self.last_pts))
 
     def segment(self) -> LabelTracks:
@@ -84,12 +81,12 @@ def merge_activity(
 
 
 class SummaryBuilder:
-    """Accumulates one video's (or segment's) per-frame detections into summary fields."""
+    """Accumulates one segment's per-frame detections: frames, active times, per-label statistics.
 
-    def __init__(self, fps: float, *, min_gap_s: float, min_activity_s: float) -> None:
-        self.frame_s = 1.0 / fps
-        self.min_gap_s = min_gap_s
-        self.min_activity_s = min_activity_s
+    The merge (:func:`merge_activity`, :func:`merge_labels`) turns the segments' partials into the summary.
+    """
+
+    def __init__(self) -> None:
         self.frames = 0
         self.labels: dict[str, LabelStats] = {}
         self._active_pts: list[float] = []
@@ -115,14 +112,6 @@ class SummaryBuilder:
     def active_pts(self) -> list[float]:
         """Times of the frames with any detection."""
         return list(self._active_pts)
-
-    def activity(self) -> list[tuple[float, float]]:
-        return merge_activity(
-            self._active_pts, self.frame_s, min_gap_s=self.min_gap_s, min_activity_s=self.min_activity_s
-        )
-
-    def labels_json(self) -> dict[str, dict[str, Any]]:
-        return {label: stats.as_json() for label, stats in sorted(self.labels.items())}
 
 
 @dataclass(frozen=True)

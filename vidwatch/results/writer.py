@@ -238,14 +238,10 @@ class ResultWriter:
                                                           SEGMENT_MARKER_TTL_S])
         return SegmentWrite(bool(written), bool(complete), bool(fire))
 
-    def partials(self, video_id: str, run: str = "1") -> dict[int, dict[str, Any]]:
-        """Deprecated (use :meth:`segment_partials`): every segment's partial of this run as JSON dicts."""
-        raw = self.client.hgetall(self.keys.join(video_id, run))
-        return {int(k): json.loads(v) for k, v in raw.items()}
-
     def segment_partials(self, video_id: str, run: int | str = 1) -> dict[int, SegmentPartial]:
         """Every segment's partial recorded so far in this run, by segment number."""
-        return {k: SegmentPartial.from_dict(v) for k, v in self.partials(video_id, str(run)).items()}
+        raw: dict[str, str] = self.client.hgetall(self.keys.join(video_id, str(run)))  # type: ignore[assignment]
+        return {int(k): SegmentPartial.from_dict(json.loads(v)) for k, v in raw.items()}
 
     def write_video_summary(self, summary: Summary, start_ts: float) -> str | None:
         """:meth:`write_summary` of a typed :class:`Summary`; returns the entry id (None: the video failed)."""

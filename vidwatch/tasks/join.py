@@ -26,9 +26,9 @@ from typing import Any
 
 from vidwatch.broker import broker_errors
 from vidwatch.media.probe import Probe
-from vidwatch.results.partials import LabelTracks, SegmentPartial, Sighting
+from vidwatch.results.partials import SegmentPartial, Sighting
 from vidwatch.results.records import VideoRecord
-from vidwatch.results.summary import LabelSummary, merge_activity
+from vidwatch.results.summary import LabelSummary, merge_activity, merge_labels
 from vidwatch.results.writer import SegmentWrite
 from vidwatch.tasks.app import SEGMENT_TASK, SUMMARY_TASK, task_id, time_limits
 from vidwatch.tasks.pipeline import TRACK_MAX_AGE_S, Analysis
@@ -111,10 +111,7 @@ def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, 
         end=end_s,
         frames=builder.frames,
         active_pts=tuple(builder.active_pts),
-        labels={
-            label: LabelTracks(tuple(sorted(stats.tracks)), stats.max_simultaneous, stats.first_pts, stats.last_pts)
-            for label, stats in builder.labels.items()
-        },
+        labels={label: stats.segment() for label, stats in builder.labels.items()},
         first={t: Sighting(label, box, pts) for t, (label, box, pts) in analysis.track_first.items()},
         last={t: Sighting(label, box, pts) for t, (label, box, pts) in analysis.track_last.items()},
         thumbnail=thumbnail,
@@ -225,7 +222,7 @@ def merge(parts: Sequence[SegmentPartial], fps: float, *, min_gap_s: float, min_
     best = max(parts, key=lambda p: p.thumbnail_area or 0.0)
     return Merged(
         frames=sum(p.frames for p in parts),
-        labels=_merge_labels(parts, track_map),
+        labels=merge_labels(parts, track_map),
         activity=merge_activity(active, 1.0 / fps, min_gap_s=min_gap_s, min_activity_s=min_activity_s),
         track_map=track_map,
         thumbnail=best.thumbnail if best.thumbnail_area else None,
@@ -233,26 +230,6 @@ def merge(parts: Sequence[SegmentPartial], fps: float, *, min_gap_s: float, min_
         workers=sorted({p.worker for p in parts}),
         analyzers=_merge_analyzers(parts),
     )
-
-
-def _merge_labels(parts: Sequence[SegmentPartial], track_map: Mapping[int, int]) -> dict[str, LabelSummary]:
-    """Per label: joined tracks counted, the most at once in any segment, first and last pts (ms rounded)."""
-    tracks: dict[str, set[int]] = {}
-    most: dict[str, int] = {}
-    seen: dict[str, tuple[float, float]] = {}
-    for part in parts:
-        for label, stats in part.labels.items():
-            tracks.setdefault(label, set()).update(track_map[t] for t in stats.tracks)
-            most[label] = max(most.get(label, 0), stats.max_simultaneous)
-            if stats.first_pts is None or stats.last_pts is None:
-                continue
-            first, last = seen.get(label, (stats.first_pts, stats.last_pts))
-            seen[label] = (min(first, stats.first_pts), max(last, stats.last_pts))
-    return {
-        label: LabelSummary(len(tracks[label]), most[label],
-                            *((round(seen[label][0], 3), round(seen[label][1], 3)) if label in seen else (None, None)))
-        for label in sorted(tracks)
-    }
 
 
 def _merge_analyzers(parts: Sequence[SegmentPartial]) -> dict[str, Any]:

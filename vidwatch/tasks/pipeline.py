@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,14 +20,13 @@ from vidwatch.detection import Detection
 from vidwatch.engines.base import Engine
 from vidwatch.engines.batcher import InlineStream, Stream
 from vidwatch.engines.motion import MotionDetector
+from vidwatch.fileio import atomic_target
 from vidwatch.media.decode import Frame, FrameReader, decode_size
 from vidwatch.media.probe import Probe
 from vidwatch.results.crops import BestCrops
 from vidwatch.results.summary import SummaryBuilder
 from vidwatch.results.writer import FrameResult
 from vidwatch.tasks.track import Tracker
-
-logger = logging.getLogger(__name__)
 
 TRACK_MAX_AGE_S = 1.0
 PROGRESS_EVERY_S = 5.0  # at most one progress report per segment this often
@@ -124,10 +122,7 @@ class Pipeline:
         if feed.stateful:
             feed.call(lambda e: e.reset())
         self.tracker = Tracker(max_age_frames=max(1, round(TRACK_MAX_AGE_S * fps)), first_id=track_base + 1)
-        builder = SummaryBuilder(
-            fps, min_gap_s=config.analysis.min_gap_seconds, min_activity_s=config.analysis.min_activity_seconds
-        )
-        self.result = Analysis([], builder, length_s, 0.0)
+        self.result = Analysis([], SummaryBuilder(), length_s, 0.0)
         self.best_area = 0.0
         self.counts_before = (feed.frames, feed.batches)
         self.analyzers = build_analyzers(config.analyzers, AnalyzerContext(camera, fps))
@@ -247,9 +242,14 @@ def save_thumbnail(analysis: Analysis, facts: Probe, target: Path) -> Path | Non
         cv2.rectangle(image, (x1, y1), (x2, y2), (0, 255, 0), 2)
         cv2.putText(image, f"{det.label} {det.track}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (0, 255, 0), 1)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part.jpg")
-    if not cv2.imwrite(str(partial), image):
+    try:
+        with atomic_target(target, suffix=".part.jpg") as partial:  # OpenCV picks the format by extension
+            if not cv2.imwrite(str(partial), image):
+                raise _NotWritten
+    except _NotWritten:
         return None
-    partial.replace(target)
     return target
+
+
+class _NotWritten(Exception):
+    """OpenCV could not encode or write the image (it says no more than that)."""

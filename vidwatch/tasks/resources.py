@@ -8,7 +8,6 @@ resources, and so one engine and one batcher.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -30,8 +29,6 @@ from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records
 from vidwatch.results.version import analysis_version
 from vidwatch.results.writer import ResultWriter
-
-logger = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
@@ -76,8 +73,10 @@ class WorkerContext:
         """Per process: Redis clients, and the batchers (one engine per process, not one per thread)."""
         self.client = connect(self.config.redis)
         self.records = Records(self.client, self.keys, events_maxlen=self.config.redis.events_maxlen)
-        self.writer = ResultWriter.from_config(self.client, self.keys, self.config)
         engine = self.config.engine
+        # the kind auto resolves to here, so a summary written before feed() has the same analysis version
+        self.writer = ResultWriter.from_config(self.client, self.keys, self.config,
+                                               engine_kind=choose_kind(engine)[0])
         self._batchers = BatcherPool(lambda: load_engine(engine, self.config.analysis.fps),
                                      batch=engine.batch, timeout_s=engine.batch_timeout_ms / 1000)
         self._stages = None

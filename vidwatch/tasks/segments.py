@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from bisect import bisect_left
 from pathlib import Path
 
 from vidwatch.errors import SourceError
 from vidwatch.media.run import run_ffmpeg
-
-logger = logging.getLogger(__name__)
 
 KEYFRAME_PROBE_TIMEOUT_S = 120.0
 

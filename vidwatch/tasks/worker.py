@@ -10,13 +10,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
 from celery import signals
 from celery.exceptions import TimeLimitExceeded
 
 from vidwatch.config import Config
 from vidwatch.engines import choose_kind
-from vidwatch.results.connection import connect
+from vidwatch.errors import ResultsError
+from vidwatch.results.connection import connect, redis_errors
 from vidwatch.results.keys import Keys
 from vidwatch.tasks.app import dead_letter_queue, make_app
 from vidwatch.tasks.resources import WorkerContext
@@ -73,20 +73,22 @@ class Heartbeat:
     def stop(self, **_: Any) -> None:
         self._stop.set()
         try:
-            self.client.delete(self.key)
-        except redis.RedisError:
-            logger.debug("heartbeat: could not delete %s", self.key)
+            with redis_errors(f"heartbeat: delete {self.key}"):
+                self.client.delete(self.key)
+        except ResultsError as exc:
+            logger.debug("%s", exc)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 fields: dict[Any, Any] = {**self.fields, **(self.stats() if self.stats else {})}
-                pipe = self.client.pipeline()
-                pipe.hset(self.key, mapping=fields)
-                pipe.expire(self.key, int(self.period_s * 3) + 1)
-                pipe.execute()
-            except redis.RedisError as exc:
-                logger.warning("heartbeat: Redis unreachable: %s", exc)
+                with redis_errors("heartbeat"):
+                    pipe = self.client.pipeline()
+                    pipe.hset(self.key, mapping=fields)
+                    pipe.expire(self.key, int(self.period_s * 3) + 1)
+                    pipe.execute()
+            except ResultsError as exc:
+                logger.warning("%s", exc)
             self._stop.wait(self.period_s)
 
 
@@ -100,8 +102,9 @@ def _hard_limit(context: WorkerContext, *, exception: BaseException | None = Non
     if not isinstance(exception, TimeLimitExceeded) or not args:
         return
     try:
-        context.fail_hard_limit(str(args[0]), task_id)
-    except redis.RedisError as exc:
+        with redis_errors(f"task {task_id}: fail video {args[0]}"):
+            context.fail_hard_limit(str(args[0]), task_id)
+    except ResultsError as exc:
         logger.error("task %s: hard time limit exceeded; could not fail video %s: %s", task_id, args[0], exc)
 
 
