@@ -182,7 +182,7 @@ def _tail(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.results.tail import entry_formatter, stream_key, tail
 
     try:
-        key = stream_key(Keys(config.redis.prefix), args.stream)
+        key = stream_key(Keys.for_config(config.redis), args.stream)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     client = connect(config.redis)

@@ -29,6 +29,7 @@ from pydantic import (
     SerializeAsAny,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -165,18 +166,56 @@ class BrokerConfig(_Section):
 
 
 class RedisConfig(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)  # mode checks default keys
+
     url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
     prefix: str = Field("vidwatch", pattern=r"^[A-Za-z0-9_.:-]+$", description="Prefix of every key vidwatch writes.")
     events_maxlen: int = Field(100_000, ge=100, description="Approximate MAXLEN of the events stream.")
     detections_maxlen: int = Field(1_000_000, ge=100, description="Approximate MAXLEN of each detections stream.")
     summaries_maxlen: int = Field(100_000, ge=100, description="Approximate MAXLEN of the summaries stream.")
     objects_maxlen: int = Field(1_000_000, ge=100, description="Approximate MAXLEN of the objects stream.")
+    mode: Literal["standalone", "cluster", "sentinel"] = Field(
+        "standalone", description="standalone: one server at `url`; cluster: a Redis Cluster, `url` is a seed node "
+        "(others are discovered); sentinel: the primary that the `sentinels` name for `service` (from `url` only "
+        "the password, database and rediss:// are used).",
+    )
+    sentinels: list[str] = Field(
+        default_factory=list, description="sentinel mode: HOST:PORT of each Sentinel, e.g. [\"10.0.0.5:26379\"]."
+    )
+    service: str | None = Field(None, description="sentinel mode: the primary's name (`sentinel monitor NAME …`).")
 
     @field_validator("url")
     @classmethod
     def _redis(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _seed(cls, value: str, info: ValidationInfo) -> str:
+        url = info.data.get("url")
+        if value == "cluster" and url is not None and url.get_secret_value().startswith("unix://"):
+            raise ValueError("cluster mode needs a redis:// or rediss:// seed node as url, got a unix:// socket")
+        return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _host_ports(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, sep, port = address.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+                raise ValueError(f"expected HOST:PORT for each sentinel, got {address!r}")
+        return value
+
+    @field_validator("service", mode="after")
+    @classmethod
+    def _sentinel_complete(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode") == "sentinel":
+            if info.data.get("sentinels") == []:  # absent: already refused by its own check
+                raise ValueError("sentinel mode needs [redis] sentinels = [\"HOST:PORT\", …]")
+            if not value:
+                raise ValueError("sentinel mode needs the primary's name in [redis] service")
         return value
 
 

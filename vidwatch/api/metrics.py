@@ -223,7 +223,7 @@ class _Gauges(Collector):
         streams = [self.keys.events, self.keys.summaries,
                    *sorted(str(k) for k in self.client.scan_iter(match=self.keys.detections("*"), count=1000))]
         for stream in streams:
-            short = stream.removeprefix(f"{self.keys.prefix}:")
+            short = self.keys.short(stream)
             for row in group_lags(self.client, stream):
                 lag.add_metric([short, str(row["group"])], float(row["lag"]))
                 pending.add_metric([short, str(row["group"])], float(row["pending"]))

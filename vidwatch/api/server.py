@@ -42,7 +42,7 @@ class BrokerCheck:
 
 
 def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
-    keys = Keys(config.redis.prefix)
+    keys = Keys.for_config(config.redis)
 
     def redis_check() -> tuple[bool, Any]:
         daemon.client.ping()

@@ -53,7 +53,7 @@ def build(config: Config, *, client: redis.Redis | None = None, owner: str | Non
     ``client``: an existing Redis client (default: a new one from ``[redis]``); ``owner``: the
     ledger identity (default: this host and state folder, so a restarted daemon knows its records).
     """
-    keys = Keys(config.redis.prefix)
+    keys = Keys.for_config(config.redis)
     client = client or connect(config.redis)
     records = Records(client, keys, events_maxlen=config.redis.events_maxlen)
     ledger = Ledger(client, keys, records, owner or daemon_id_for(config.paths.state_dir))

@@ -32,15 +32,6 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL_S = 15
 
-# KEYS: backlog zset; ARGV: this daemon's id, video key prefix, now (epoch s): the oldest entry that is due
-_POP = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[3], 'LIMIT', 0, 1)
-if #due == 0 then return false end
-redis.call('ZREM', KEYS[1], due[1])
-redis.call('HSET', ARGV[2] .. due[1], 'owner', ARGV[1])
-return due[1]
-"""
-
 # KEYS: video hash; ARGV: field/value pairs. Set them only while the video is not over (else 0).
 _WHILE_IN_FLIGHT = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -86,7 +77,6 @@ class Ledger:
         self.records = records
         self.daemon_id = daemon_id
         self._take_over = client.register_script(_TAKE_OVER)
-        self._pop = client.register_script(_POP)
         self._while_in_flight = client.register_script(_WHILE_IN_FLIGHT)
 
     def known(self, path: str, size: int, mtime_ns: int) -> bool:
@@ -183,10 +173,20 @@ class Ledger:
         self.client.zadd(self.keys.backlog, {video_id: time.time() + delay_s})
 
     def pop(self) -> str | None:
-        """Take the oldest video that is due off the backlog and own it; None when none is due."""
-        args = [self.daemon_id, self.keys.video(""), f"{time.time():.6f}"]
-        popped = self._pop(keys=[self.keys.backlog], args=args)
-        return str(popped) if popped else None
+        """Take the oldest video that is due off the backlog and own it; None when none is due.
+
+        Commands, not a script that builds the video's key in Lua (refused by a Redis Cluster): the
+        ZREM decides which of several daemons takes it; dying before the HSET leaves the record with
+        its claimant as owner, which resumes it.
+        """
+        while True:
+            due = self.client.zrangebyscore(self.keys.backlog, "-inf", f"{time.time():.6f}", start=0, num=1)
+            if not due:
+                return None
+            video_id = str(due[0])
+            if self.client.zrem(self.keys.backlog, video_id):
+                self.client.hset(self.keys.video(video_id), "owner", self.daemon_id)
+                return video_id
 
     def backlog_size(self) -> int:
         return int(self.client.zcard(self.keys.backlog))

@@ -83,7 +83,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.results.keys import Keys
 
     client = connect(config.redis)
-    snap = take_snapshot(client, Keys(config.redis.prefix), QueueProbe(config.broker.url.get_secret_value()))
+    snap = take_snapshot(client, Keys.for_config(config.redis), QueueProbe(config.broker.url.get_secret_value()))
     if args.json:
         _out(json.dumps(snap.as_json(), indent=2))
     else:

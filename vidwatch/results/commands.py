@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
                                       limit=args.limit)
     except ValueError as exc:
         raise ConfigError(f"query: {exc}") from exc
-    client, keys = connect(config.redis), Keys(config.redis.prefix)
+    client, keys = connect(config.redis), Keys.for_config(config.redis)
     result: dict[str, Any] = {"since": since, "until": until}
     if args.what in ("videos", "both"):
         result["videos"] = find_videos(client, keys, videos_q)

@@ -1,8 +1,28 @@
-"""Every Redis key vidwatch uses, under one prefix (``[redis] prefix``, default ``vidwatch``)."""
+"""Every Redis key vidwatch uses, under one prefix (``[redis] prefix``, default ``vidwatch``).
+
+Two layouts of the same names:
+
+- ``single`` (one Redis or Sentinel; the default, and the layout of existing data):
+  ``vidwatch:video:<id>``, ``vidwatch:events``, ``vidwatch:detections:<camera>`` …
+- ``cluster`` (``[redis] mode = "cluster"``): keys carry hash tags so that every script touches one
+  slot. What a video's life changes together (its record, the in-flight set, the events and
+  summaries streams, the indexes, the join of its segments, the ledger) shares the ``{<prefix>}``
+  slot: ``{vidwatch}:video:<id>``, ``{vidwatch}:events``. The detections, the bulk of the data, are
+  spread by camera: the stream, its index and each segment's marker share the camera's slot,
+  ``vidwatch:detections:{cam1}``, ``vidwatch:index:detections:{cam1}``,
+  ``vidwatch:segment:{cam1}:<video_id>:<k>``. Scripts get every key in KEYS (none is built in Lua).
+
+>>> Keys("vidwatch").video("v1"), Keys("vidwatch", cluster=True).video("v1")
+('vidwatch:video:v1', '{vidwatch}:video:v1')
+>>> Keys("vidwatch", cluster=True).detections("cam1")
+'vidwatch:detections:{cam1}'
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from vidwatch.config import RedisConfig
 
 STREAMS = ("events", "summaries")
 
@@ -16,9 +36,41 @@ class Keys:
     """
 
     prefix: str = "vidwatch"
+    cluster: bool = False  # hash-tagged layout for a Redis Cluster (see the module's doc)
+
+    @classmethod
+    def for_config(cls, config: RedisConfig) -> Keys:
+        """The layout ``[redis]`` asks for: hash-tagged in cluster mode, else the single-node names."""
+        return cls(config.prefix, cluster=config.mode == "cluster")
 
     def _k(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+        base = f"{{{self.prefix}}}" if self.cluster else self.prefix
+        return ":".join((base, *parts))
+
+    def _camera(self, *parts: str, camera: str) -> str:
+        """A key in ``camera``'s slot (cluster layout); ``prefix:parts…:camera`` in the single layout."""
+        if self.cluster:
+            return ":".join((self.prefix, *parts, f"{{{camera}}}"))
+        return ":".join((self.prefix, *parts, camera))
+
+    def short(self, key: str) -> str:
+        """A stream's short name (``events``, ``detections:cam1``) from its key, in either layout.
+
+        >>> Keys("vw", cluster=True).short("{vw}:events"), Keys("vw", cluster=True).short("vw:detections:{c1}")
+        ('events', 'detections:c1')
+        """
+        if key.startswith(f"{self.prefix}:detections:"):
+            return f"detections:{self.camera_of(key)}"
+        return key.removeprefix(f"{{{self.prefix}}}:" if self.cluster else f"{self.prefix}:")
+
+    def camera_of(self, detections_key: str) -> str:
+        """The camera of a detections stream's key (either layout).
+
+        >>> Keys("vw", cluster=True).camera_of("vw:detections:{cam1}"), Keys("vw").camera_of("vw:detections:c")
+        ('cam1', 'c')
+        """
+        camera = detections_key.removeprefix(f"{self.prefix}:detections:")
+        return camera[1:-1] if self.cluster and camera.startswith("{") and camera.endswith("}") else camera
 
     # public contract
     @property
@@ -30,7 +82,10 @@ class Keys:
         return self._k("summaries")
 
     def detections(self, camera: str) -> str:
-        return self._k("detections", camera)
+        """``detections("*")`` is the SCAN pattern of every camera's stream."""
+        if self.cluster and camera == "*":
+            return f"{self.prefix}:detections:{{*}}"
+        return self._camera("detections", camera=camera)
 
     def video(self, video_id: str) -> str:
         return self._k("video", video_id)
@@ -48,7 +103,7 @@ class Keys:
     def index_detections(self, camera: str) -> str:
         """zset: one member per written segment with detections, ``first_id|last_id|video_id|segment|run|last_ts``,
         scored by the recording time (epoch s) of its first detection: maps a time range to stream ids."""
-        return self._k("index", "detections", camera)
+        return self._camera("index", "detections", camera=camera)
 
     @property
     def index_detections_span(self) -> str:
@@ -82,17 +137,20 @@ class Keys:
     def worker_pattern(self) -> str:
         return self._k("worker", "*")
 
-    def segment_done(self, video_id: str, segment: int) -> str:
-        """string: the segment's detections are written (the idempotency marker)."""
+    def segment_done(self, video_id: str, segment: int, camera: str = "") -> str:
+        """string: the segment's detections are written (the idempotency marker); in the camera's slot
+        in the cluster layout, since it is written with the camera's detections."""
+        if self.cluster:
+            return ":".join((self.prefix, "segment", f"{{{camera}}}", video_id, str(segment)))
         return self._k("segment", video_id, str(segment))
 
     def join(self, video_id: str, run: str = "1") -> str:
-        """hash: segment number -> that segment's partial summary (JSON), per run; the summary joins them.
-
-        ``join(video_id, "")`` is the prefix the segment script appends the run to; the script also
-        sets ``<join>:fired`` for the one segment finisher of a run that enqueues the summary.
-        """
+        """hash: segment number -> that segment's partial summary (JSON), per run; the summary joins them."""
         return self._k("join", video_id, f"r{run}")
+
+    def join_fired(self, video_id: str, run: str = "1") -> str:
+        """string: set by the one segment finisher of a run that enqueues the summary."""
+        return self._k("join", video_id, f"r{run}", "fired")
 
     def deliveries(self, task_id: str) -> str:
         """counter: how often a task message was delivered (poison-message detection)."""
@@ -141,4 +199,6 @@ class Keys:
 
     def stream(self, name: str) -> str:
         """A stream by its short name: ``events``, ``summaries`` or ``detections:<camera>``."""
+        if name.startswith("detections:"):
+            return self.detections(name.removeprefix("detections:").strip("{}"))
         return self._k(name)

@@ -75,7 +75,7 @@ def lag_report(
     groups: list[dict[str, Any]] = []
     warnings: list[str] = []
     for stream, maxlen in result_streams(client, keys, config).items():
-        short = stream.removeprefix(f"{keys.prefix}:")
+        short = keys.short(stream)
         for row in group_lags(client, stream):
             last = row.pop("last_delivered_id")
             groups.append({"stream": short, **row, "maxlen": maxlen})

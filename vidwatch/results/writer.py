@@ -1,8 +1,9 @@
 """Idempotent result writes: a redelivered or retried segment leaves Redis as one run would.
 
-Each write is one Lua script, so it happens entirely or not at all, and checks its
-marker first: the segment marker for detections, the record's ``summary_id`` for the
-summary. A second run of the same segment or summary changes nothing.
+Each write is a Lua script (a segment's: three, each in one Redis Cluster slot, each safe to
+repeat), so it happens entirely or not at all, and checks its marker first: the segment marker
+for detections, the record's ``summary_id`` for the summary. A second run of the same segment
+or summary changes nothing.
 """
 
 from __future__ import annotations
@@ -25,53 +26,58 @@ from vidwatch.results.version import SCHEMA_VERSION, AnalysisVersion, analysis_v
 
 SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 
-# KEYS: segment marker, detections stream, video hash, detections index, detections span hash
-# ARGV: maxlen, marker ttl, n entries, fields per entry, segment, partial JSON, n segments,
-#       join key prefix (the run is appended), entries (n * per items), camera, first_ts, last_ts, video_id, segment
-# The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run, into
-# that run's join hash. Returns {written, complete, fire}: fire is 1 for exactly one caller, the
-# first to see every segment of the run in. A video that is done or failed gets nothing written: a
-# segment redelivered after the end neither writes twice nor brings its dropped bridge keys back.
+# Three scripts, each in one slot of a Redis Cluster (see keys.py), run in this order by write_segment:
+#
+# 1. the camera's slot. KEYS: segment marker, detections stream, detections index
+#    ARGV: maxlen, marker ttl, n entries, fields per entry, run, entries (n * per items),
+#          first_ts, last_ts, video_id, segment
+#    The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run.
+#    Returns 1 when it wrote, 0 when this segment was written before in this run (a redelivery).
 _SEGMENT = """
-local state = redis.call('HGET', KEYS[3], 'state')
-if state == 'done' or state == 'failed' then return {0, 0, 0} end
-local run = redis.call('HGET', KEYS[3], 'run') or '1'
-local join = ARGV[8] .. run
-local written = 0
+local run = ARGV[5]
 local done = redis.call('GET', KEYS[1])
-if not (done and (run == '1' or done == 'r' .. run)) then
-  local n = tonumber(ARGV[3])
-  local per = tonumber(ARGV[4])
-  local first, last
-  for e = 0, n - 1 do
-    local entry = {}
-    for i = 9 + e * per, 8 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
-    entry[#entry + 1] = 'run'
-    entry[#entry + 1] = run
-    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
-    if not first then first = id end
-    last = id
-  end
-  if n > 0 then
-    local base = 9 + n * per
-    local member = table.concat({first, last, ARGV[base + 3], ARGV[base + 4], run, ARGV[base + 2]}, '|')
-    redis.call('ZADD', KEYS[4], ARGV[base + 1], member)
-    local span = tonumber(ARGV[base + 2]) - tonumber(ARGV[base + 1])
-    local known = tonumber(redis.call('HGET', KEYS[5], ARGV[base]) or '-1')
-    if span > known then redis.call('HSET', KEYS[5], ARGV[base], tostring(span)) end
-  end
-  redis.call('SET', KEYS[1], 'r' .. run, 'EX', ARGV[2])
-  redis.call('HSET', join, ARGV[5], ARGV[6])
-  redis.call('EXPIRE', join, ARGV[2])
-  written = 1
+if done and (run == '1' or done == 'r' .. run) then return 0 end
+local n = tonumber(ARGV[3])
+local per = tonumber(ARGV[4])
+local first, last
+for e = 0, n - 1 do
+  local entry = {}
+  for i = 6 + e * per, 5 + (e + 1) * per do entry[#entry + 1] = ARGV[i] end
+  entry[#entry + 1] = 'run'
+  entry[#entry + 1] = run
+  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(entry))
+  if not first then first = id end
+  last = id
 end
-local complete = 0
-local fire = 0
-if redis.call('HLEN', join) >= tonumber(ARGV[7]) then
-  complete = 1
-  if redis.call('SET', join .. ':fired', '1', 'NX', 'EX', ARGV[2]) then fire = 1 end
+if n > 0 then
+  local base = 6 + n * per
+  local member = table.concat({first, last, ARGV[base + 2], ARGV[base + 3], run, ARGV[base + 1]}, '|')
+  redis.call('ZADD', KEYS[3], ARGV[base], member)
 end
-return {written, complete, fire}
+redis.call('SET', KEYS[1], 'r' .. run, 'EX', ARGV[2])
+return 1
+"""
+
+# 2. KEYS: detections span hash; ARGV: camera, span (s). Keeps the longest span (idempotent).
+_SPAN = """
+local known = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if tonumber(ARGV[2]) > known then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
+# 3. the video's slot. KEYS: the run's join hash, its "fired" marker, the video hash; ARGV: segment,
+#    partial JSON, n segments, ttl. The first partial recorded for a segment stays (as the first
+#    detections do). Returns {complete, fire}: fire is 1 for exactly one caller, the first to see
+#    every segment of the run in. A video that is done or failed gets nothing: a segment redelivered
+#    after the end does not bring its dropped bridge keys back.
+_JOIN = """
+local state = redis.call('HGET', KEYS[3], 'state')
+if state == 'done' or state == 'failed' then return {0, 0} end
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if redis.call('HLEN', KEYS[1]) < tonumber(ARGV[3]) then return {0, 0} end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return {1, 1} end
+return {1, 0}
 """
 
 # KEYS: video, summaries, index time, index camera, inflight, events, retention videos, retention files,
@@ -93,6 +99,8 @@ redis.call('HSET', KEYS[1], 'state', 'done', 'summary_id', id, 'summary_run', ru
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[8], ARGV[4], ARGV[1])
 local ne = tonumber(ARGV[6 + ns])
 local event = {}
 for i = 7 + ns, 6 + ns + ne do event[#event + 1] = ARGV[i] end
@@ -101,8 +109,6 @@ event[#event + 1] = id
 event[#event + 1] = 'run'
 event[#event + 1] = run
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', unpack(event))
-redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
-redis.call('ZADD', KEYS[8], ARGV[4], ARGV[1])
 local first_label = 7 + ns + ne
 for k = 9, #KEYS do
   local score = ARGV[first_label + k - 9]
@@ -110,23 +116,6 @@ for k = 9, #KEYS do
 end
 return id
 """
-
-
-@dataclass(frozen=True)
-class SegmentWrite:
-    written: bool  # False: this segment was written before (a redelivery)
-    complete: bool  # every segment of the video is in
-    fire: bool  # this caller is the one that found it complete first
-
-    def __bool__(self) -> bool:
-        return self.written
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    frame: int
-    pts_s: float
-    detections: list[Detection]
 
 
 def compact_detections(detections: Sequence[Detection]) -> str:
@@ -144,6 +133,23 @@ def compact_detections(detections: Sequence[Detection]) -> str:
         data["box"] = [round(v) for v in detection.box]
         out.append(data)
     return json.dumps(out, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SegmentWrite:
+    written: bool  # False: this segment was written before (a redelivery)
+    complete: bool  # every segment of the video is in
+    fire: bool  # this caller is the one that found it complete first
+
+    def __bool__(self) -> bool:
+        return self.written
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame: int
+    pts_s: float
+    detections: list[Detection]
 
 
 def _flat(mapping: dict[str, Any]) -> list[str]:
@@ -174,6 +180,8 @@ class ResultWriter:
         self.detections_maxlen = detections_maxlen
         self.summaries_maxlen = summaries_maxlen
         self._segment = client.register_script(_SEGMENT)
+        self._span = client.register_script(_SPAN)
+        self._join = client.register_script(_JOIN)
         self._summary = client.register_script(_SUMMARY)
         self._bridge = Bridge(client, keys)
 
@@ -201,22 +209,29 @@ class ResultWriter:
         partial: SegmentPartial | dict[str, Any] | None = None,
         segments: int = 1,
     ) -> SegmentWrite:
-        """Append one entry per frame with detections and record the segment's partial, atomically.
+        """Append one entry per frame with detections and record the segment's partial.
 
         A segment written before in this run (a redelivery) writes nothing again. ``fire`` is true for
         exactly one caller: the first to find every one of the ``segments`` in. Also indexes the
         segment's first/last entry ids by recording time (``index:detections:<camera>``).
+
+        Three steps, each atomic and safe to repeat, so that each touches one slot of a Redis
+        Cluster: the detections with their marker (the camera's slot), the longest span, the join.
+        A writer that dies between them leaves the rest to the redelivered task. A video that is
+        done or failed gets nothing written (its segment markers went with its bridge keys): the
+        state is read first, and the join checks it again atomically.
         """
         if isinstance(partial, SegmentPartial):
             partial = partial.to_dict()
+        run_field, state = self.client.hmget(self.keys.video(video_id), ["run", "state"])
+        if state in ("done", "failed"):
+            return SegmentWrite(False, False, False)
+        run = str(run_field or "1")
         stamp = ["schema", SCHEMA_VERSION]
         if self.analysis is not None:
             stamp += ["analysis_version", self.analysis.id]
         per_entry = 12 + len(stamp)
-        args: list[Any] = [
-            self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, segment,
-            json.dumps(partial or {}), segments, self.keys.join(video_id, ""),
-        ]
+        args: list[Any] = [self.detections_maxlen, SEGMENT_MARKER_TTL_S, 0, per_entry, run]
         count = 0
         times: list[float] = []
         for item in frames:
@@ -238,15 +253,19 @@ class ResultWriter:
             )
         args[2] = count
         first_ts, last_ts = (f"{min(times):.3f}", f"{max(times):.3f}") if times else ("", "")
-        args.extend((camera, first_ts, last_ts, video_id, str(segment)))
+        args.extend((first_ts, last_ts, video_id, str(segment)))
         keys = [
-            self.keys.segment_done(video_id, segment),
+            self.keys.segment_done(video_id, segment, camera),
             self.keys.detections(camera),
-            self.keys.video(video_id),
             self.keys.index_detections(camera),
-            self.keys.index_detections_span,
         ]
-        written, complete, fire = self._segment(keys=keys, args=args)
+        written = self._segment(keys=keys, args=args)
+        if times:
+            span = f"{float(last_ts) - float(first_ts):.3f}"
+            self._span(keys=[self.keys.index_detections_span], args=[camera, span])
+        join_keys = [self.keys.join(video_id, run), self.keys.join_fired(video_id, run), self.keys.video(video_id)]
+        complete, fire = self._join(keys=join_keys, args=[segment, json.dumps(partial or {}), segments,
+                                                          SEGMENT_MARKER_TTL_S])
         return SegmentWrite(bool(written), bool(complete), bool(fire))
 
     def segment_partials(self, video_id: str, run: int | str = 1) -> dict[int, SegmentPartial]:
@@ -269,9 +288,6 @@ class ResultWriter:
         label_first_pts: dict[str, float],
     ) -> str | None:
         """Add the summary, index the video and mark it ``done``; returns the summary's entry id.
-
-        The video enters the retention indexes (by ``start_ts``) in the same script, and its bridge
-        keys (join, segment markers, delivery counts: :mod:`vidwatch.results.bridge`) go right after.
 
         A second call returns the first call's id and writes nothing. None when the video failed.
         The entry gets ``schema``, ``run`` and, with an analysis version, ``analysis_version`` and ``analysis``;

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from celery import Celery
+from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Exchange, Queue
 
 from vidwatch.config import Config
@@ -27,18 +30,61 @@ def task_id(video_id: str, unit: str = "analyze") -> str:
     return f"{video_id}.{unit}"
 
 
-def dead_letter_queue() -> Queue:
-    """Where poison messages end (rejected without requeue), for a person to look at."""
-    return Queue(DEAD_QUEUE, Exchange(DEAD_EXCHANGE, type="fanout", durable=True), routing_key="#", durable=True)
+def dead_letter_queue(config: Config | None = None) -> Queue:
+    """Where poison messages end (rejected without requeue), for a person to look at.
+
+    A quorum queue too when ``[broker] quorum_queues`` is on: a classic ``dead`` queue would live
+    on one node of the cluster, and the poison messages with it.
+    """
+    arguments = {"x-queue-type": "quorum"} if config is not None and config.broker.quorum_queues else None
+    return Queue(DEAD_QUEUE, Exchange(DEAD_EXCHANGE, type="fanout", durable=True), routing_key="#", durable=True,
+                 queue_arguments=arguments)
 
 
 def queue_arguments(config: Config) -> dict[str, object]:
-    """Dead-lettering always; quorum queues on request (they also keep a broker-side delivery count)."""
+    """Dead-lettering always; quorum queues on request.
+
+    A quorum queue counts redeliveries itself: past ``x-delivery-limit`` the broker dead-letters the
+    message, even when the worker that should count it (Redis, ``[worker] max_deliveries``) cannot.
+    The broker's limit is one above vidwatch's, so the worker fails the video first and the broker's
+    limit is the backstop.
+
+    >>> from vidwatch.config import Config
+    >>> queue_arguments(Config.model_validate({"broker": {"quorum_queues": True}}))
+    {'x-dead-letter-exchange': 'vidwatch.dead', 'x-queue-type': 'quorum', 'x-delivery-limit': 4}
+    """
     arguments: dict[str, object] = {"x-dead-letter-exchange": DEAD_EXCHANGE}
     if config.broker.quorum_queues:
         arguments["x-queue-type"] = "quorum"
         arguments["x-delivery-limit"] = config.worker.max_deliveries + 1
     return arguments
+
+
+def retries_in_task(config: Config) -> bool:
+    """Whether a transient failure is retried inside the running task rather than by a delayed message.
+
+    Celery's ``retry(countdown=…)`` publishes a message with an ETA, which the worker holds,
+    unacknowledged, until it is due; with quorum queues Celery turns that into its "native delayed
+    delivery" instead, which binds only topic exchanges: on vidwatch's direct exchange a countdown
+    retry would not be delayed at all. With quorum queues the task therefore waits out its backoff
+    and runs its (idempotent) body again within the same delivery
+    (:func:`vidwatch.tasks.policy.run_task`).
+    """
+    return config.broker.quorum_queues
+
+
+class QuorumConsumer(CeleryConsumer):
+    """Celery's consumer without its native-delayed-delivery step (used with ``quorum_queues``).
+
+    That step declares 28 delay queues and, on every (re)connection, tries each broker URL of a
+    multi-URL broker in turn, three times, before the worker consumes again (15 s per stopped
+    node); vidwatch never delays a message (:func:`retries_in_task`), so it has nothing to set up.
+    """
+
+    class Blueprint(CeleryConsumer.Blueprint):
+        default_steps: ClassVar[list[str]] = [
+            step for step in CeleryConsumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")
+        ]
 
 
 def soft_limit(hard_s: float) -> float:
@@ -91,4 +137,6 @@ def make_app(config: Config) -> Celery:
         broker_heartbeat=30,
         broker_transport_options={"confirm_publish": True},
     )
+    if config.broker.quorum_queues:
+        app.conf.worker_consumer = f"{__name__}:QuorumConsumer"
     return app

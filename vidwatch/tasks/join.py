@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vidwatch.broker import broker_errors
 from vidwatch.media.probe import Probe
 from vidwatch.results.partials import SegmentPartial, Sighting
 from vidwatch.results.records import VideoRecord
@@ -57,13 +58,19 @@ def plan_segments(context: WorkerContext, record: VideoRecord, spool: Path, fact
 
 
 def fan_out(context: WorkerContext, video_id: str, segments: Sequence[tuple[float, float]], queue: str) -> None:
-    """One task per segment on ``queue``, each with time limits for its own length."""
+    """One task per segment on ``queue``, each with time limits for its own length.
+
+    A broker error raises :class:`~vidwatch.errors.PublishError`, which the task retries (it does
+    not fail the video): the retry sends every segment again, and a segment analysed twice writes
+    its results once.
+    """
     for k, (_, length_s) in enumerate(segments):
         soft, hard = time_limits(context.config, length_s)
-        context.app.send_task(
-            SEGMENT_TASK[queue], args=[video_id, k], task_id=task_id(video_id, f"seg{k}"),
-            soft_time_limit=soft, time_limit=hard,
-        )
+        with broker_errors(f"fan-out: video {video_id}: segment {k}"):
+            context.app.send_task(
+                SEGMENT_TASK[queue], args=[video_id, k], task_id=task_id(video_id, f"seg{k}"),
+                soft_time_limit=soft, time_limit=hard,
+            )
     logger.info("analyze video=%s: %d segments fanned out", video_id, len(segments))
 
 
@@ -89,7 +96,8 @@ def segment_in(
         return Joined.WAITING
     if segments == 1:
         return Joined.HERE
-    context.app.send_task(SUMMARY_TASK, args=[video_id], task_id=task_id(video_id, "summary"))
+    with broker_errors(f"join: video {video_id}: summary"):
+        context.app.send_task(SUMMARY_TASK, args=[video_id], task_id=task_id(video_id, "summary"))
     return Joined.SENT
 
 

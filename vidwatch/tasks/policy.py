@@ -9,6 +9,10 @@
 | a retryable error (``is_retryable``) | ``RETRY`` | retried with backoff; after ``MAX_RETRIES`` the video fails |
 | soft time limit, vidwatch error, other | ``FAIL`` | the video fails (once): ``<stage>: <path>: <why>`` |
 
+A retry is a delayed message (Celery's countdown); with quorum queues, which cannot delay a
+message on vidwatch's direct exchange, the task waits out the backoff and runs the body again
+(:func:`~vidwatch.tasks.app.retries_in_task`).
+
 Redis errors raised by a body are translated at this boundary
 (:func:`~vidwatch.results.connection.redis_errors`): unreachable Redis is
 :class:`~vidwatch.errors.ResultsUnavailable` (retryable), a refused command a permanent
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +37,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from vidwatch.errors import Cancelled, Poison, VidwatchError, failure_kind, is_retryable
 from vidwatch.results.connection import redis_errors
-from vidwatch.tasks.app import task_id
+from vidwatch.tasks.app import retries_in_task, task_id
 from vidwatch.tasks.resources import WorkerContext
 from vidwatch.tasks.threadpool import RUNNING
 
@@ -94,12 +99,37 @@ def failure_reason(job: Job, exc: BaseException) -> str:
     return f"{job.stage}: {job.path}: {why}"
 
 
+def backoff_s(retries: int) -> float:
+    """Wait before retry number ``retries + 1``: 1, 2, 4 … s, at most a minute.
+
+    >>> [backoff_s(n) for n in range(7)]
+    [1, 2, 4, 8, 16, 32, 60]
+    """
+    return min(60, 2**retries)
+
+
+def _attempts(context: WorkerContext, job: Job, body: Callable[[], str]) -> str:
+    """``body``, retried in this delivery after a transient error when the broker cannot delay a retry."""
+    retries = MAX_RETRIES if retries_in_task(context.config) else 0
+    attempt = 0
+    while True:
+        try:
+            with redis_errors():
+                return body()
+        except Exception as exc:
+            if attempt == retries or decide(exc) is not Verdict.RETRY:
+                raise
+            logger.warning("%s video=%s: %s; retry %d/%d in %d s", job.stage, job.video_id, exc, attempt + 1,
+                           retries, backoff_s(attempt))
+            time.sleep(backoff_s(attempt))
+            attempt += 1
+
+
 def run_task(task: Task, context: WorkerContext, job: Job, body: Callable[[], str]) -> str:
     """Run ``body`` under the policy: its result, or ``"failed"`` when the policy failed the video."""
     try:
         try:
-            with redis_errors():
-                return body()
+            return _attempts(context, job, body)
         except Exception as exc:
             if decide(exc) is not Verdict.FAIL:
                 raise
@@ -123,9 +153,9 @@ def _escalate(task: Task, context: WorkerContext, job: Job, exc: Exception) -> N
         logger.error("%s; dead-lettered", exc)
         raise Reject(str(exc), requeue=False) from exc
     elif verdict is Verdict.RETRY:
-        retries = task.request.retries
+        retries = MAX_RETRIES if retries_in_task(context.config) else task.request.retries  # in-task: spent
         if retries < MAX_RETRIES:
-            raise task.retry(exc=exc, countdown=min(60, 2**retries)) from exc
+            raise task.retry(exc=exc, countdown=backoff_s(retries)) from exc
         logger.error("%s video=%s: %s; giving up after %d retries", job.stage, job.video_id, exc, MAX_RETRIES)
         context.fail(job.video_id, f"{job.stage}: {job.path}: {exc} (unreachable after {MAX_RETRIES} retries)",
                      path=job.path, stage=job.stage, kind=failure_kind(exc))

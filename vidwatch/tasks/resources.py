@@ -47,7 +47,7 @@ class WorkerContext:
         self.config = config
         self.app = app
         self.threaded = threaded
-        self.keys = Keys(config.redis.prefix)
+        self.keys = Keys.for_config(config.redis)
         self._pid: int | None = None
         self._ensure_lock = threading.Lock()  # the thread pool's first tasks arrive together
         # a fork while another thread held the lock must not leave the child's copy held

@@ -80,7 +80,7 @@ class Heartbeat:
     def __init__(self, config: Config, name: str, queues: Sequence[str],
                  stats: Callable[[], dict[str, str]] | None = None) -> None:
         self.client = connect(config.redis)
-        self.key = Keys(config.redis.prefix).worker(name)
+        self.key = Keys.for_config(config.redis).worker(name)
         self.period_s = config.worker.heartbeat_seconds
         self.fields = {
             "name": name,
@@ -141,7 +141,7 @@ def run_worker(config: Config, queues: Sequence[str], concurrency: int, *, pool:
     app = make_app(config)
     context = register_tasks(app, config, threaded=threaded)
     with app.connection_for_write() as connection:  # poison messages need somewhere to go
-        dead_letter_queue()(connection.default_channel).declare()
+        dead_letter_queue(config)(connection.default_channel).declare()
     name = f"vidwatch-{os.getpid()}@{socket.gethostname()}"
     heartbeat = Heartbeat(config, name, queues, stats=context.batch_stats if threaded else None)
     heartbeat.fields["pool"] = f"{pool}:{concurrency}"
