@@ -12,6 +12,7 @@ needs no lock.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class ClaimPool:
         self.tracker = SettleTracker(self.settle_s)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="claim")
         self._busy: set[str] = set()  # being claimed by a thread
+        self._first_seen: dict[str, float] = {}  # being claimed -> first sighting (kept if it comes back)
         self._probe_failures: dict[str, int] = {}
         self._not_ready_stats: dict[str, tuple[int, int]] = {}
 
@@ -83,14 +85,16 @@ class ClaimPool:
         self.tracker.forget(path)
         self._forget_failures(path)
 
-    def submitted(self, path: str, _now: float) -> None:
+    def submitted(self, path: str, now: float) -> None:
         """Claim now, without the settle wait, as a last attempt (``vidwatch submit``, ``POST /jobs``)."""
+        first_seen = self.tracker.first_seen(path)
         self.tracker.forget(path)
         if path not in self._busy:
-            self._start_claim(path, final_attempt=True)
+            self._start_claim(path, final_attempt=True, first_seen=now if first_seen is None else first_seen)
 
     def claimed(self, path: str, _now: float) -> None:
         self._busy.discard(path)
+        self._first_seen.pop(path, None)
         self._forget_failures(path)
 
     def not_ready(self, path: str, now: float) -> None:
@@ -98,12 +102,12 @@ class ClaimPool:
         failures = self._probe_failures.get(path, 0) + 1
         self.metrics.count("not_ready")
         self._probe_failures[path] = failures
-        self.tracker.defer(path, now=now, delay_s=self.settle_s)
+        self.tracker.defer(path, now=now, delay_s=self.settle_s, first_seen=self._first_seen.pop(path, None))
         logger.debug("ingest: %s not complete yet (%d of %d)", path, failures, self.probe_attempts)
 
     def retry(self, path: str, now: float) -> None:
         self._busy.discard(path)
-        self.tracker.defer(path, now=now, delay_s=self.settle_s)
+        self.tracker.defer(path, now=now, delay_s=self.settle_s, first_seen=self._first_seen.pop(path, None))
 
     # ------------------------------------------------------------------ every tick (main loop)
     def check_settled(self, now: float) -> None:
@@ -116,12 +120,13 @@ class ClaimPool:
             stamp = self._stat(path, now)
             if stamp is None or not self.tracker.observe(path, size=stamp[0], mtime_ns=stamp[1], now=now):
                 continue
+            first_seen = self.tracker.first_seen(path)
             self.tracker.forget(path)
             if self._not_ready_stats.get(path, stamp) != stamp:  # it changed since it was not ready: still arriving
                 self._probe_failures.pop(path, None)
             self._not_ready_stats[path] = stamp
             final = self._probe_failures.get(path, 0) + 1 >= self.probe_attempts
-            self._start_claim(path, final_attempt=final)
+            self._start_claim(path, final_attempt=final, first_seen=now if first_seen is None else first_seen)
 
     def _stat(self, path: str, now: float) -> tuple[int, int] | None:
         """(size, mtime_ns), or None when the file is gone (forgotten) or cannot be stat'ed now (deferred)."""
@@ -142,16 +147,19 @@ class ClaimPool:
         self._probe_failures.pop(path, None)
         self._not_ready_stats.pop(path, None)
 
-    def _start_claim(self, path: str, *, final_attempt: bool) -> None:
+    def _start_claim(self, path: str, *, final_attempt: bool, first_seen: float) -> None:
+        """Claim on a thread; ``first_seen`` (the main loop's monotonic clock) goes into the record as epoch s."""
         self._busy.add(path)
-        self._executor.submit(self._claim, path, final_attempt)
+        self._first_seen[path] = first_seen
+        first_seen_epoch = time.time() - max(0.0, time.monotonic() - first_seen)
+        self._executor.submit(self._claim, path, final_attempt, first_seen_epoch)
 
     # ------------------------------------------------------------------ claim threads
-    def _claim(self, path: str, final_attempt: bool) -> None:
+    def _claim(self, path: str, final_attempt: bool, first_seen: float) -> None:
         outcome = Kind.CLAIMED
         try:
             with redis_errors(f"ingest: claim {path}"):
-                outcome = self.ingestor.claim(path, final_attempt=final_attempt)
+                outcome = self.ingestor.claim(path, final_attempt=final_attempt, first_seen=first_seen)
         except ResultsUnavailable as exc:
             logger.warning("%s; will retry", exc)
             outcome = Kind.RETRY

@@ -91,9 +91,10 @@ class Ingestor:
         return self.path_time.parse(source.relative_to(root).as_posix() if root else source.name)
 
     # ------------------------------------------------------------------ stage 1
-    def claim(self, path: str, *, final_attempt: bool) -> Kind:
+    def claim(self, path: str, *, final_attempt: bool, first_seen: float | None = None) -> Kind:
         """Ledger a settled file: :attr:`Kind.NOT_READY` to be looked at again later, else :attr:`Kind.CLAIMED`
-        (ledgered now, known already, or gone)."""
+        (ledgered now, known already, or gone). ``first_seen``: epoch s the daemon first saw the file
+        (``first_seen_at``; default: the claim, no settle wait)."""
         source = Path(path)
         try:
             fp = fingerprint(source)
@@ -109,6 +110,8 @@ class Ingestor:
             "root": str(self.rules.root_of(source) or ""),
             "start_ts": f"{self.time_in_path(path) or fp.mtime_ns / 1e9:.3f}",  # refined once probed
         }
+        if first_seen is not None:
+            fields["first_seen_at"] = f"{first_seen:.3f}"
         if not self.ledger.claim(path, fp, fields):
             logger.info("ingest: %s is already known as video %s", path, fp.video_id)
             return Kind.CLAIMED
