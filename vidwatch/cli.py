@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                       "otherwise one readable line per video)")
     tail.add_argument("--count", type=int, default=None, help="exit after this many entries")
     tail.add_argument("--idle-timeout", type=float, default=None, help="exit after this many seconds without entries")
+    prune = command("prune", "remove results older than [retention] allows now (by recording time); say what went")
+    prune.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+    prune.add_argument("--before", metavar="T", help="remove every kind recorded before T (epoch s, ISO 8601, "
+                       "or an age: 30d), whatever [retention] says")
+    prune.add_argument("--json", action="store_true", help="the counts as one JSON object")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", help="TOML configuration (default: $VIDWATCH_CONFIG, /etc/vidwatch/…)")
     add_ops_commands(sub, common)  # systemd install, doctor, status
@@ -113,6 +118,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return run_worker(config, queues, concurrency, pool=pool)
     if args.command == "tail":
         return _tail(args, config)
+    if args.command == "prune":
+        return _prune(args, config)
     if args.command in ("query", "show"):
         from vidwatch.results.commands import run as run_results_command
 
@@ -137,6 +144,31 @@ def _daemon_command(args: argparse.Namespace, config: Config) -> int:
     from vidwatch.daemon.submit import run_submit
 
     return run_submit(config, args.paths, force=args.force, wait=args.wait, timeout_s=args.timeout)
+
+
+def _prune(args: argparse.Namespace, config: Config) -> int:
+    import json
+    import time
+
+    from vidwatch.results.connection import connect
+    from vidwatch.results.keys import Keys
+    from vidwatch.results.query import TIME_FORMS, parse_time
+    from vidwatch.results.retention import Cutoffs, Retention
+
+    if args.before is not None:
+        try:
+            before = parse_time(args.before)
+        except ValueError as exc:
+            raise ConfigError(f"--before: expected {TIME_FORMS}, got {args.before!r}") from exc
+        cutoffs = Cutoffs.before(before) if before is not None else Cutoffs()
+    else:
+        cutoffs = Cutoffs.from_config(config, time.time())
+    if not cutoffs.any:
+        raise ConfigError("prune: every [retention] horizon is 0 (keep forever): nothing to do; give --before T")
+    report = Retention(connect(config.redis), Keys(config.redis.prefix), config).run(cutoffs, dry_run=args.dry_run)
+    lines = [json.dumps(report.as_dict(), sort_keys=True)] if args.json else report.lines()
+    print("\n".join(lines))  # noqa: T201 - the command's output
+    return 0
 
 
 def _tail(args: argparse.Namespace, config: Config) -> int:

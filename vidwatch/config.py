@@ -29,6 +29,7 @@ from pydantic import (
     SerializeAsAny,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from vidwatch.errors import ConfigError
@@ -401,6 +402,48 @@ class ResultsConfig(_Section):
     )
 
 
+class RetentionConfig(_Section):
+    """How long results are kept, by the video's **recording** time (not by count, not by write time)."""
+
+    detections_days: float = Field(
+        0.0, ge=0, le=36500,
+        description="Per-frame detections (detections:<camera> entries and their index members) recorded more "
+        "than this many days ago are removed; 0: kept forever (then only [redis] detections_maxlen trims).",
+    )
+    summaries_days: float = Field(
+        0.0, ge=0, le=36500,
+        description="Video records, summaries, index members and events of videos recorded more than this many "
+        "days ago are removed (with their files); 0: kept forever.",
+    )
+    files_days: float = Field(
+        0.0, ge=0, le=36500,
+        description="Thumbnails, crops, timelines, condensed clips and sidecars of videos recorded more than this "
+        "many days ago are deleted; 0: kept as long as the video's record (summaries_days).",
+    )
+    every_seconds: float = Field(
+        300.0, ge=1, le=86400, description="Period of the daemon's retention pass (each pass does bounded work)."
+    )
+
+    @model_validator(mode="after")
+    def _files_within_records(self) -> RetentionConfig:
+        if self.summaries_days and self.files_days > self.summaries_days:
+            raise ValueError(
+                f"files_days = {self.files_days}: expected at most summaries_days ({self.summaries_days}): files "
+                "are found through their video's record, so they cannot outlive it"
+            )
+        return self
+
+    def horizon_s(self, kind: str) -> float | None:
+        """Seconds a kind (``detections``, ``summaries``, ``files``) is kept; None: forever."""
+        files = self.files_days or self.summaries_days
+        days = {"detections": self.detections_days, "summaries": self.summaries_days, "files": files}[kind]
+        return days * 86400.0 if days else None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.detections_days or self.summaries_days or self.files_days)
+
+
 class LogConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
@@ -431,6 +474,7 @@ class Config(BaseModel):
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     results: ResultsConfig = Field(default_factory=ResultsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     source: str = Field("defaults", description="Where this configuration came from (set by load_config).")
 

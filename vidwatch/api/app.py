@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from vidwatch import __version__
-from vidwatch.api import browser, jobs, media, metrics, objects, page, videos
+from vidwatch.api import browser, jobs, media, metrics, objects, page, removal, videos
 from vidwatch.api.deps import DaemonView
 from vidwatch.api.errors import (
     ApiError,
@@ -93,6 +93,6 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
         body = {"status": "ready" if ready else "not ready", "checks": results, "daemon": daemon.status().to_dict()}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    for module in (metrics, jobs, videos, objects, media, page, browser):
+    for module in (metrics, jobs, videos, removal, objects, media, page, browser):
         app.include_router(module.router)
     return app

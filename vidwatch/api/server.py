@@ -72,8 +72,8 @@ def readiness_checks(config: Config, daemon: Any) -> dict[str, Check]:
         return spool_space(config.paths.spool)
 
     def consumers_check() -> tuple[bool, Any]:
-        """A warning, never "not ready": consumer groups close to losing entries to trimming."""
-        return True, lag_report(daemon.client, keys, config.redis)
+        """A warning, never "not ready": consumer groups close to losing entries to trimming or retention."""
+        return True, lag_report(daemon.client, keys, config.redis, retention=config.retention)
 
     return {
         "redis": redis_check,

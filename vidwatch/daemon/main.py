@@ -11,7 +11,7 @@ The parts, each with one job (built from the :mod:`vidwatch.daemon.compose` root
 - :class:`~vidwatch.daemon.normalize_pool.NormalizePool`: threads that take videos off the
   backlog, normalize and publish them; a retry scheduler republishes what was not confirmed;
 - periodic jobs (:mod:`vidwatch.daemon.periodic`): heartbeat, resume check, supervision,
-  rescans, and the hourly index pruner.
+  rescans, and the hourly index pruner; the retention job (:mod:`vidwatch.daemon.retention`).
 
 The main loop (:meth:`Daemon.tick`) dispatches the inbox's work items, checks which files
 settled and runs the periodic jobs that are due; it never blocks on a file system or Redis
@@ -33,6 +33,7 @@ from vidwatch.daemon.fingerprint import fingerprint
 from vidwatch.daemon.fsguard import FsGuard
 from vidwatch.daemon.normalize_pool import NormalizePool
 from vidwatch.daemon.periodic import IndexPruner, RedisHealth, Timetable
+from vidwatch.daemon.retention import RetentionJob
 from vidwatch.daemon.walker import Walker
 from vidwatch.daemon.watchers import RootWatchers, Watcher
 from vidwatch.daemon.work import FILE_CHANGES, Dispatcher, Handler, Inbox, Kind, WorkItem
@@ -69,6 +70,7 @@ class Daemon:
         self.claims = ClaimPool(self.ingestor, self.rules, self.fs, self.events, self.normalizer.metrics)
         self.pool = NormalizePool(self.ingestor, self.stop_event, workers=config.normalize.workers)
         self.pruner = IndexPruner(self.client, self.keys, self.stop_event)
+        self.retention = RetentionJob(self.client, self.keys, config, self.stop_event)
         self.redis = RedisHealth()
         self.dispatcher = Dispatcher(self._handlers())
         self.redis_jobs = Timetable()  # run while Redis answers; a failure marks it away
@@ -101,6 +103,7 @@ class Daemon:
         self.watchers.supervise()
         self.walker.start()
         self.pruner.start()
+        self.retention.start()
         self.normalizer.start()
         for root in self.rules.roots:  # reconcile: whatever arrived while we were down
             self.walker.walk(root)

@@ -98,6 +98,41 @@ class Keys:
         """counter: how often a task message was delivered (poison-message detection)."""
         return self._k("deliveries", task_id)
 
+    def delivery_count(self, video_id: str, unit: str, run: int | str) -> str:
+        """:meth:`deliveries` of one unit of work (``analyze``, ``seg<k>``, ``summary``) of one run.
+
+        The same key ``tasks.policy.count_delivery`` counts in (task id ``<video_id>.<unit>``, see
+        ``tasks.app.task_id``).
+        """
+        return self.deliveries(f"{video_id}.{unit}.r{run}")
+
+    def bridge(self, video_id: str, run: int | str, segments: int) -> list[str]:
+        """Keys that only carry a video's processing and go once it is done or failed: the run's join
+        hash and its ``:fired`` flag, each segment's marker, each unit's delivery count."""
+        join = self.join(video_id, str(run))
+        return [
+            join, f"{join}:fired",
+            *(self.segment_done(video_id, k) for k in range(segments)),
+            *self.bridge_counts(video_id, run, segments),
+        ]
+
+    def bridge_counts(self, video_id: str, run: int | str, segments: int) -> list[str]:
+        """The delivery counts among :meth:`bridge` (its last keys)."""
+        units = ["analyze", "summary", *(f"seg{k}" for k in range(segments))]
+        return [self.delivery_count(video_id, unit, run) for unit in units]
+
+    @property
+    def retention_videos(self) -> str:
+        """zset: every video that ended (done or failed), by recording start (epoch s): what retention
+        ranges over to remove records, summaries, index members and files."""
+        return self._k("retention", "videos")
+
+    @property
+    def retention_files(self) -> str:
+        """zset: ended videos whose files (thumbnails, crops, timeline, clip, sidecar) are still on disk,
+        by recording start (epoch s)."""
+        return self._k("retention", "files")
+
     def stream(self, name: str) -> str:
         """A stream by its short name: ``events``, ``summaries`` or ``detections:<camera>``."""
         return self._k(name)

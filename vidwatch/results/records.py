@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from vidwatch.errors import FAILURE_KINDS, STAGES
+from vidwatch.results.bridge import Bridge
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
 
@@ -220,8 +221,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-# KEYS: video hash, inflight set, events stream
+# KEYS: video hash, inflight set, events stream, retention videos zset, retention files zset
 # ARGV: new_state, video_id, events_maxlen, n, field/value pairs (n items), event field/value pairs
+# An end (done/failed) enters the video in the retention indexes by its recording start (else the end's time).
 _TRANSITION = """
 local rank = RANKS
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -232,7 +234,14 @@ local n = tonumber(ARGV[4])
 local fields = {'state', ARGV[1]}
 for i = 5, 4 + n do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
-if ARGV[1] == 'done' or ARGV[1] == 'failed' then redis.call('SREM', KEYS[2], ARGV[2]) end
+if ARGV[1] == 'done' or ARGV[1] == 'failed' then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  local at = redis.call('HGET', KEYS[1], 'start_ts') or redis.call('HGET', KEYS[1], ARGV[1] .. '_at')
+  if at and tonumber(at) then
+    redis.call('ZADD', KEYS[4], at, ARGV[2])
+    redis.call('ZADD', KEYS[5], at, ARGV[2])
+  end
+end
 if #ARGV > 4 + n then
   local event = {}
   for i = 5 + n, #ARGV do event[#event + 1] = ARGV[i] end
@@ -296,6 +305,7 @@ class Records:
         self._transition = client.register_script(_TRANSITION)
         self._create = client.register_script(_CREATE)
         self._rerun = client.register_script(_RERUN)
+        self._bridge = Bridge(client, keys)
 
     def record(self, video_id: str) -> VideoRecord | None:
         """The video's record, typed; None when there is none."""
@@ -336,8 +346,12 @@ class Records:
         flat = _flat({**(fields or {}), f"{state.value}_at": now, "updated_at": now})
         event_flat = _flat({**event_fields(event, video_id, path, detail), **(event_extra or {})}) if event else []
         args = [state.value, video_id, self.events_maxlen, len(flat), *flat, *event_flat]
-        keys = [self.keys.video(video_id), self.keys.inflight, self.keys.events]
-        return self._transition(keys=keys, args=args) == 1
+        keys = [self.keys.video(video_id), self.keys.inflight, self.keys.events, self.keys.retention_videos,
+                self.keys.retention_files]
+        moved = self._transition(keys=keys, args=args) == 1
+        if moved and state.terminal:
+            self._bridge.drop(video_id)  # right after the end; idempotent (see vidwatch.results.bridge)
+        return moved
 
     def fail(self, video_id: str, reason: str, *, path: str, stage: str, kind: str) -> bool:
         """End the video as ``failed`` with ``reason`` and a ``failed`` event (once).

@@ -16,6 +16,7 @@ import redis
 
 from vidwatch.config import Config
 from vidwatch.detection import Detection
+from vidwatch.results.bridge import Bridge
 from vidwatch.results.events import event_fields
 from vidwatch.results.keys import Keys
 from vidwatch.results.partials import SegmentPartial
@@ -29,8 +30,11 @@ SEGMENT_MARKER_TTL_S = 30 * 24 * 3600
 #       join key prefix (the run is appended), entries (n * per items), camera, first_ts, last_ts, video_id, segment
 # The marker holds "r<run>": a forced rerun (run > 1) writes its segments again, once per run, into
 # that run's join hash. Returns {written, complete, fire}: fire is 1 for exactly one caller, the
-# first to see every segment of the run in.
+# first to see every segment of the run in. A video that is done or failed gets nothing written: a
+# segment redelivered after the end neither writes twice nor brings its dropped bridge keys back.
 _SEGMENT = """
+local state = redis.call('HGET', KEYS[3], 'state')
+if state == 'done' or state == 'failed' then return {0, 0, 0} end
 local run = redis.call('HGET', KEYS[3], 'run') or '1'
 local join = ARGV[8] .. run
 local written = 0
@@ -70,7 +74,8 @@ end
 return {written, complete, fire}
 """
 
-# KEYS: video, summaries, index time, index camera, inflight, events, label index keys...
+# KEYS: video, summaries, index time, index camera, inflight, events, retention videos, retention files,
+#       label index keys...
 # ARGV: video_id, summaries_maxlen, events_maxlen, start_ts, n_summary, summary..., n_event, event...,
 #       label scores ('' removes the video from a label an earlier run had)..., labels (comma-separated)
 _SUMMARY = """
@@ -96,9 +101,11 @@ event[#event + 1] = id
 event[#event + 1] = 'run'
 event[#event + 1] = run
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', unpack(event))
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[8], ARGV[4], ARGV[1])
 local first_label = 7 + ns + ne
-for k = 7, #KEYS do
-  local score = ARGV[first_label + k - 7]
+for k = 9, #KEYS do
+  local score = ARGV[first_label + k - 9]
   if score == '' then redis.call('ZREM', KEYS[k], ARGV[1]) else redis.call('ZADD', KEYS[k], score, ARGV[1]) end
 end
 return id
@@ -120,6 +127,23 @@ class FrameResult:
     frame: int
     pts_s: float
     detections: list[Detection]
+
+
+def compact_detections(detections: Sequence[Detection]) -> str:
+    """The ``detections`` field of a stream entry: JSON without spaces, boxes in whole source pixels, scores
+    to 3 decimals (schema 1's layout, about a quarter smaller than ``json.dumps`` of :meth:`Detection.as_json`;
+    ``bench/state.py`` measures it).
+
+    >>> compact_detections([Detection("person", 0.91234, (101.4, 98.0, 142.6, 141.2), 3)])
+    '[{"label":"person","score":0.912,"box":[101,98,143,141],"track":3}]'
+    """
+    out = []
+    for detection in detections:
+        data = detection.as_json()
+        data["score"] = round(detection.score, 3)
+        data["box"] = [round(v) for v in detection.box]
+        out.append(data)
+    return json.dumps(out, separators=(",", ":"))
 
 
 def _flat(mapping: dict[str, Any]) -> list[str]:
@@ -151,6 +175,7 @@ class ResultWriter:
         self.summaries_maxlen = summaries_maxlen
         self._segment = client.register_script(_SEGMENT)
         self._summary = client.register_script(_SUMMARY)
+        self._bridge = Bridge(client, keys)
 
     @classmethod
     def from_config(
@@ -207,7 +232,7 @@ class ResultWriter:
                     "frame", str(item.frame),
                     "pts", f"{item.pts_s:.3f}",
                     "ts", ts,
-                    "detections", json.dumps([d.as_json() for d in item.detections]),
+                    "detections", compact_detections(item.detections),
                     *stamp,
                 )
             )
@@ -245,6 +270,9 @@ class ResultWriter:
     ) -> str | None:
         """Add the summary, index the video and mark it ``done``; returns the summary's entry id.
 
+        The video enters the retention indexes (by ``start_ts``) in the same script, and its bridge
+        keys (join, segment markers, delivery counts: :mod:`vidwatch.results.bridge`) go right after.
+
         A second call returns the first call's id and writes nothing. None when the video failed.
         The entry gets ``schema``, ``run`` and, with an analysis version, ``analysis_version`` and ``analysis``;
         a rerun (``submit --force``) replaces the record's ``summary_id`` and label indexes in one step.
@@ -266,6 +294,8 @@ class ResultWriter:
             self.keys.index_camera(camera),
             self.keys.inflight,
             self.keys.events,
+            self.keys.retention_videos,
+            self.keys.retention_files,
             *(self.keys.index_label(label) for label in labels),
         ]
         args: list[Any] = [
@@ -275,4 +305,6 @@ class ResultWriter:
             ",".join(sorted(label_first_pts)),
         ]
         result = self._summary(keys=keys, args=args)
+        if result:
+            self._bridge.drop(video_id)  # right after the transition to done; idempotent
         return str(result) if result else None

@@ -41,6 +41,8 @@ def summarize(task: WorkerTask, video_id: str) -> str:
         context.ensure()
         record = context.records.record(video_id)
         job.path = record.path if record is not None else ""
+        if record is not None and record.terminal:  # a redelivery after the end: no count (its key was dropped)
+            return record.state.value
         count_delivery(context, job, "summary", str(record.run if record is not None else 1))
         return summarize_video(context, job)
 
