@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     SerializeAsAny,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -82,6 +83,12 @@ class WatchConfig(_Section):
         300.0, ge=1, description="Period of the reconciliation walk that catches anything the observers missed."
     )
     poll_interval_seconds: float = Field(2.0, gt=0, le=600, description="Period of the polling observer.")
+    require_mount: StrictBool | Literal["auto"] = Field(
+        "auto",
+        description="A root must be a mount point (its own filesystem): when it is not (the share was unmounted, "
+        "its device is its parent's), the root is an outage: not ready, nothing treated as deleted, rescanned when "
+        "it is back. true | false | \"auto\" (required for each root that was a mount point when first seen).",
+    )
     camera_pattern: str | None = Field(
         None,
         description="Regular expression with a group named 'camera', matched against the path relative to "
@@ -95,6 +102,13 @@ class WatchConfig(_Section):
         "'%Y-%m-%d/%H-%M-%S' for cam1/2026-11-24/12-00-00.mp4; none: the file's mtime minus its duration.",
     )
     time_zone: str = Field("UTC", description="Time zone of the times in paths (the recorder's), e.g. Europe/Berlin.")
+
+    @field_validator("require_mount", mode="before")
+    @classmethod
+    def _valid_require_mount(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError('expected true, false or "auto"')
 
     @field_validator("time_pattern")
     @classmethod

@@ -101,7 +101,10 @@ def file_in_roots(path: str | Path, roots: Sequence[Path], *, what: str = "submi
     ``path`` must resolve (symlinks included) to a file inside one of ``roots``;
     else :class:`SourceError` says why (``what`` starts the message).
     """
-    resolved = Path(path).resolve()
+    try:
+        resolved = Path(path).resolve()
+    except RuntimeError as exc:  # Python < 3.13 raises this for a symbolic link loop
+        raise SourceError(f"{what}: {path}: cannot read: a symbolic link loop") from exc
     resolved_roots = {root: root.resolve() for root in roots}
     holder = deepest_root(resolved, list(resolved_roots.values()))
     if holder is None:

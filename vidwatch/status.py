@@ -50,6 +50,7 @@ class DaemonStatus:
     redis_ok: bool = True
     loop_age_s: float = 0.0  # since the main loop last ticked
     normalize: Mapping[str, Any] = field(default_factory=dict)  # the normalizer's counters (NormalizeMetrics)
+    stuck: Mapping[str, str] = field(default_factory=dict)  # a wedged part (a claim past its deadline) -> why
 
     @property
     def dead_roots(self) -> list[str]:
@@ -69,6 +70,7 @@ class DaemonStatus:
             "redis_ok": self.redis_ok,
             "loop_age_s": self.loop_age_s,
             "normalize": dict(self.normalize),
+            "stuck": dict(self.stuck),
         }
 
     @classmethod
@@ -85,6 +87,7 @@ class DaemonStatus:
             redis_ok=bool(data.get("redis_ok", True)),
             loop_age_s=float(data.get("loop_age_s", 0.0)),
             normalize=dict(data.get("normalize") or {}),
+            stuck={str(k): str(v) for k, v in (data.get("stuck") or {}).items()},
         )
 
 

@@ -65,7 +65,7 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
         app.add_exception_handler(unavailable, _redis_down)
 
     @app.get("/healthz", tags=["operations"],
-             summary="The daemon process is alive: main loop ticking, observers running")
+             summary="The daemon process is alive: main loop ticking, observers running, no claim stuck")
     def healthz() -> JSONResponse:
         status = daemon.status()
         reasons = []
@@ -74,6 +74,7 @@ def create_app(daemon: DaemonView, checks: dict[str, Check], *, metrics_registry
         dead = [root for root, alive in status.observers.items() if not alive]
         if dead:
             reasons.append(f"observers dead: {', '.join(dead)}")
+        reasons.extend(f"stuck: {part}: {why}" for part, why in status.stuck.items())
         body = {"status": "ok" if not reasons else "fail", "reasons": reasons, "pid": os.getpid()}
         return JSONResponse(body, status_code=200 if not reasons else 503)
 

@@ -7,16 +7,23 @@ ledger record (:meth:`Ingestor.claim`). Each claim ends with a :class:`WorkItem`
 daemon's inbox (claimed, not ready yet, retry later), so the bookkeeping here — the settle
 tracker, the paths being claimed, probe failures — is touched by the main loop alone and
 needs no lock.
+
+No claim can wedge a thread on a file: settle stats and claims read candidates through
+:mod:`vidwatch.daemon.source` (regular files only, non-blocking) under the :class:`FsGuard`
+deadline of their root. Should a claim still run past ``claim_deadline_s`` (a bug, a Redis
+call that never returns), :meth:`ClaimPool.stuck` says so and the daemon reports itself
+unhealthy (``/healthz``, the systemd watchdog) instead of silently ingesting nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vidwatch.daemon.fingerprint import fstat
+from vidwatch.daemon import source
 from vidwatch.daemon.fsguard import FsGuard
 from vidwatch.daemon.ingest import Ingestor
 from vidwatch.daemon.normalize import NormalizeMetrics
@@ -30,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 CLAIM_THREADS = 2
 MAX_CLAIMS_IN_FLIGHT = 64
+CLAIM_DEADLINE_S = 60.0  # a claim running longer is stuck (its file reads have a 5 s deadline)
+STOP_S = 15.0  # how long stop() waits for running claims
 
 
 class ClaimPool:
@@ -43,6 +52,7 @@ class ClaimPool:
         *,
         threads: int = CLAIM_THREADS,
         max_in_flight: int = MAX_CLAIMS_IN_FLIGHT,
+        claim_deadline_s: float = CLAIM_DEADLINE_S,
     ) -> None:
         config = ingestor.config
         self.ingestor = ingestor
@@ -54,11 +64,16 @@ class ClaimPool:
         self.probe_attempts = config.normalize.probe_attempts
         self.max_in_flight = max_in_flight
         self.tracker = SettleTracker(self.settle_s)
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="claim")
+        self._threads_wanted = threads
+        self._jobs: queue.Queue[tuple[str, bool, float] | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []  # daemon threads: a wedged one cannot hold up exit
         self._busy: set[str] = set()  # being claimed by a thread
         self._first_seen: dict[str, float] = {}  # being claimed -> first sighting (kept if it comes back)
         self._probe_failures: dict[str, int] = {}
         self._not_ready_stats: dict[str, tuple[int, int]] = {}
+        self.claim_deadline_s = claim_deadline_s
+        self._running: dict[str, float] = {}  # path -> monotonic start, kept by the claim threads
+        self._running_lock = threading.Lock()
 
     # ------------------------------------------------------------------ views
     @property
@@ -72,14 +87,43 @@ class ClaimPool:
     def idle(self) -> bool:
         return not len(self.tracker) and not self._busy
 
-    def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def stuck(self, now: float | None = None) -> list[tuple[str, float]]:
+        """Claims running past ``claim_deadline_s``: (path, seconds running), longest first."""
+        now = time.monotonic() if now is None else now
+        with self._running_lock:
+            running = [(path, now - started) for path, started in self._running.items()]
+        return sorted((item for item in running if item[1] > self.claim_deadline_s), key=lambda item: -item[1])
+
+    def stop(self, timeout_s: float = STOP_S) -> None:
+        """Drop the claims not started, let the running ones finish (up to ``timeout_s``; a wedged one is left)."""
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            with self._running_lock:
+                left = sorted(self._running)
+            logger.error("claims: still running at shutdown, left behind: %s", ", ".join(left) or "?")
 
     # ------------------------------------------------------------------ work-item handlers (main loop)
     def touch(self, path: str, now: float) -> None:
         """A file was written, moved in or found: its quiet period (re)starts."""
         if self.rules.is_candidate(Path(path)):
             self.tracker.touch(path, now=now)
+
+    def changed(self, path: str, now: float) -> None:
+        """The source of a video in flight no longer has its record's size or mtime: claim it again once quiet.
+
+        Unlike :meth:`touch`, a path already settling or being claimed keeps its quiet period.
+        """
+        if path not in self.tracker and path not in self._busy:
+            self.touch(path, now)
 
     def deleted(self, path: str, _now: float) -> None:
         self.tracker.forget(path)
@@ -132,7 +176,7 @@ class ClaimPool:
         """(size, mtime_ns), or None when the file is gone (forgotten) or cannot be stat'ed now (deferred)."""
         root = str(self.rules.root_of(Path(path)) or "")
         try:
-            st = self.fs.call(root, lambda: fstat(Path(path)))
+            return self.fs.call(root, lambda: source.stamp(path))
         except FileNotFoundError:
             self.tracker.forget(path)
             return None
@@ -141,7 +185,6 @@ class ClaimPool:
                 logger.warning("watch: %s: cannot stat (%s); trying again later", path, exc.strerror)
             self.tracker.defer(path, now=now, delay_s=self.settle_s)
             return None
-        return st.st_size, st.st_mtime_ns
 
     def _forget_failures(self, path: str) -> None:
         self._probe_failures.pop(path, None)
@@ -152,20 +195,37 @@ class ClaimPool:
         self._busy.add(path)
         self._first_seen[path] = first_seen
         first_seen_epoch = time.time() - max(0.0, time.monotonic() - first_seen)
-        self._executor.submit(self._claim, path, final_attempt, first_seen_epoch)
+        if not self._threads:
+            for index in range(self._threads_wanted):
+                thread = threading.Thread(target=self._work, name=f"claim-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        self._jobs.put((path, final_attempt, first_seen_epoch))
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._claim(*job)
 
     # ------------------------------------------------------------------ claim threads
     def _claim(self, path: str, final_attempt: bool, first_seen: float) -> None:
         outcome = Kind.CLAIMED
+        with self._running_lock:
+            self._running[path] = time.monotonic()
         try:
             with redis_errors(f"ingest: claim {path}"):
                 outcome = self.ingestor.claim(path, final_attempt=final_attempt, first_seen=first_seen)
         except ResultsUnavailable as exc:
             logger.warning("%s; will retry", exc)
             outcome = Kind.RETRY
+        except RootStuck as exc:  # the guard logged the stuck root once
+            logger.debug("ingest: %s: %s; will retry", path, exc)
+            outcome = Kind.RETRY
         except OSError as exc:
             logger.warning("ingest: %s: cannot read (%s); will retry", path, exc)
             outcome = Kind.RETRY
         except Exception:
             logger.exception("ingest: %s: unexpected error while claiming", path)
+        finally:
+            with self._running_lock:
+                self._running.pop(path, None)
         self.inbox.put(WorkItem(outcome, path))

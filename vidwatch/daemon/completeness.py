@@ -22,16 +22,20 @@ MAX_BOXES = 100_000
 def incomplete_reason(path: Path) -> str | None:
     """Why ``path`` is not complete yet, or None when it looks whole (or is not an MP4/MOV)."""
     with open(path, "rb") as handle:
-        size = handle.seek(0, 2)
-        if size == 0:
-            return "empty file (0 bytes)"
-        handle.seek(0)
-        head = handle.read(8)
-        if path.suffix.lower() not in MP4_SUFFIXES and head[4:8] not in BOX_TYPES:
-            return None
-        if head[4:8] not in BOX_TYPES:
-            return None  # not an MP4 after all: ffprobe will say what it is
-        return _walk_boxes(handle, size)
+        return incomplete_reason_of(handle, handle.seek(0, 2), path.suffix)
+
+
+def incomplete_reason_of(handle: BinaryIO, size: int, suffix: str) -> str | None:
+    """:func:`incomplete_reason` of an open file of ``size`` bytes whose name ends in ``suffix``."""
+    if size == 0:
+        return "empty file (0 bytes)"
+    handle.seek(0)
+    head = handle.read(8)
+    if suffix.lower() not in MP4_SUFFIXES and head[4:8] not in BOX_TYPES:
+        return None
+    if head[4:8] not in BOX_TYPES:
+        return None  # not an MP4 after all: ffprobe will say what it is
+    return _walk_boxes(handle, size)
 
 
 def _walk_boxes(handle: BinaryIO, size: int) -> str | None:

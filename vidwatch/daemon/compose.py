@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from vidwatch.config import Config
+from vidwatch.daemon.fsguard import FsGuard
 from vidwatch.daemon.ingest import Ingestor
 from vidwatch.daemon.ledger import Ledger, daemon_id_for
 from vidwatch.daemon.normalize import Normalizer
@@ -24,6 +25,8 @@ from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
 from vidwatch.results.records import Records
 from vidwatch.tasks.app import make_app
+
+FS_DEADLINE_S = 5.0  # a filesystem call on a root that takes longer marks the root stuck
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Components:
     normalizer: Normalizer
     ingestor: Ingestor
     stop_event: threading.Event
+    fs: FsGuard  # deadlines on filesystem calls, per root
 
 
 def build(config: Config, *, client: redis.Redis | None = None, owner: str | None = None) -> Components:
@@ -58,6 +62,7 @@ def build(config: Config, *, client: redis.Redis | None = None, owner: str | Non
     stop_event = threading.Event()
     normalizer = Normalizer(config, client, keys, stop_event)
     rules = PathRules(config.watch)
-    ingestor = Ingestor(config, rules, records, ledger, publisher, queue, normalizer=normalizer)
+    fs = FsGuard(FS_DEADLINE_S)
+    ingestor = Ingestor(config, rules, records, ledger, publisher, queue, normalizer=normalizer, fs=fs)
     return Components(config, rules, keys, client, records, ledger, queue, publisher, normalizer, ingestor,
-                      stop_event)
+                      stop_event, fs)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK_BYTES = 64 * 1024
 
@@ -26,22 +28,35 @@ def fingerprint(path: Path) -> Fingerprint:
     """Hash of size + the first and last 64 KiB, read through one open file.
 
     Size and mtime come from ``fstat`` on the open file, which on NFS refreshes the
-    attributes a plain ``stat`` may serve from a cache.
+    attributes a plain ``stat`` may serve from a cache. The file is opened non-blocking and
+    must be a regular file (:class:`OSError` ``EINVAL`` otherwise): a FIFO never blocks here.
+    For candidates in the daemon, :func:`vidwatch.daemon.source.read` adds the root checks.
     """
-    with open(path, "rb") as handle:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as handle:
         st = os.fstat(handle.fileno())
-        digest = hashlib.sha256(str(st.st_size).encode())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(22, f"not a regular file: {path}")
+        os.set_blocking(fd, True)
+        return fingerprint_of(handle, st)
+
+
+def fingerprint_of(handle: BinaryIO, st: os.stat_result) -> Fingerprint:
+    """The fingerprint of the open regular file ``handle`` whose ``fstat`` is ``st``."""
+    handle.seek(0)
+    digest = hashlib.sha256(str(st.st_size).encode())
+    digest.update(handle.read(CHUNK_BYTES))
+    if st.st_size > CHUNK_BYTES:
+        handle.seek(max(CHUNK_BYTES, st.st_size - CHUNK_BYTES))
         digest.update(handle.read(CHUNK_BYTES))
-        if st.st_size > CHUNK_BYTES:
-            handle.seek(max(CHUNK_BYTES, st.st_size - CHUNK_BYTES))
-            digest.update(handle.read(CHUNK_BYTES))
     return Fingerprint(digest.hexdigest(), st.st_size, st.st_mtime_ns)
 
 
 def fstat(path: Path) -> os.stat_result:
-    """Attributes through ``open`` + ``fstat`` (fresh on NFS, unlike a cached ``stat``)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    """Attributes through ``open`` + ``fstat`` (fresh on NFS, unlike a cached ``stat``); never blocks."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
     try:
         return os.fstat(fd)
     finally:
         os.close(fd)
+

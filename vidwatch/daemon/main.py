@@ -11,11 +11,14 @@ The parts, each with one job (built from the :mod:`vidwatch.daemon.compose` root
 - :class:`~vidwatch.daemon.normalize_pool.NormalizePool`: threads that take videos off the
   backlog, normalize and publish them; a retry scheduler republishes what was not confirmed;
 - periodic jobs (:mod:`vidwatch.daemon.periodic`): heartbeat, resume check, supervision,
-  rescans, and the hourly index pruner; the retention job (:mod:`vidwatch.daemon.retention`).
+  rescans, and the hourly index pruner; the retention job (:mod:`vidwatch.daemon.retention`);
+- :class:`~vidwatch.daemon.sourcewatch.SourceWatch`: sources of videos in flight looked at
+  again, so a source that changed after its claim becomes a new version of the same video.
 
 The main loop (:meth:`Daemon.tick`) dispatches the inbox's work items, checks which files
 settled and runs the periodic jobs that are due; it never blocks on a file system or Redis
-for long, so ``loop_age_s`` in :meth:`Daemon.status` says whether the daemon is alive.
+for long, so ``loop_age_s`` in :meth:`Daemon.status` says whether the daemon is alive, and
+``stuck`` whether a part of it (a claim thread) is wedged.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from pathlib import Path
 from vidwatch.config import Config
 from vidwatch.daemon.claims import ClaimPool
 from vidwatch.daemon.compose import Components, build
-from vidwatch.daemon.fingerprint import fingerprint
-from vidwatch.daemon.fsguard import FsGuard
+from vidwatch.daemon.mounts import RootChecks
 from vidwatch.daemon.normalize_pool import NormalizePool
 from vidwatch.daemon.periodic import IndexPruner, RedisHealth, Timetable
 from vidwatch.daemon.retention import RetentionJob
+from vidwatch.daemon.source import Refused, Unreadable
+from vidwatch.daemon.sourcewatch import SourceWatch
 from vidwatch.daemon.walker import Walker
 from vidwatch.daemon.watchers import RootWatchers, Watcher
 from vidwatch.daemon.work import FILE_CHANGES, Dispatcher, Handler, Inbox, Kind, WorkItem
@@ -48,8 +52,8 @@ TICK_S = 0.05
 HEARTBEAT_S = 5.0
 RESUME_CHECK_S = 10.0
 SUPERVISE_S = 2.0
-FS_DEADLINE_S = 5.0
 REDIS_RETRY_MAX_S = 10.0
+SOURCE_WATCH_MIN_S = 1.0
 
 
 class Daemon:
@@ -64,10 +68,18 @@ class Daemon:
         self.publisher, self.normalizer, self.ingestor = parts.publisher, parts.normalizer, parts.ingestor
         self.stop_event = parts.stop_event
         self.events: Inbox = queue.Queue()
-        self.fs = FsGuard(FS_DEADLINE_S)
+        self.fs = parts.fs
         self.walker = Walker(self.ledger, self.rules, self.events, self.stop_event)
-        self.watchers = RootWatchers(config.watch, self.rules, self.fs, self.events, self.walker.walk)
+        self.root_checks = RootChecks(require_mount=config.watch.require_mount, fs=self.fs)
+        self.watchers = RootWatchers(config.watch, self.rules, self.fs, self.events, self.walker.walk,
+                                     self.root_checks)
+        self.ingestor.outage_of = self.watchers.outage_of
         self.claims = ClaimPool(self.ingestor, self.rules, self.fs, self.events, self.normalizer.metrics)
+        self.source_watch = SourceWatch(
+            self.records, self.rules, self.fs, self.events, self.stop_event,
+            period_s=max(SOURCE_WATCH_MIN_S, config.watch.settle_seconds), watching=self.watchers.watching,
+        )
+        self.ingestor.changed_in_flight = self.source_watch.await_end
         self.pool = NormalizePool(self.ingestor, self.stop_event, workers=config.normalize.workers)
         self.pruner = IndexPruner(self.client, self.keys, self.stop_event)
         self.retention = RetentionJob(self.client, self.keys, config, self.stop_event)
@@ -86,6 +98,7 @@ class Daemon:
         handlers.update({
             Kind.FOLDER: self.walker.folder_appeared,
             Kind.OVERFLOW: self._overflowed,
+            Kind.CHANGED: self.claims.changed,
             Kind.DELETED: self.claims.deleted,
             Kind.SUBMIT: self.claims.submitted,
             Kind.CLAIMED: self._claimed,
@@ -105,8 +118,8 @@ class Daemon:
         self.pruner.start()
         self.retention.start()
         self.normalizer.start()
-        for root in self.rules.roots:  # reconcile: whatever arrived while we were down
-            self.walker.walk(root)
+        self.rescan()  # reconcile: whatever arrived while we were down
+        self.source_watch.start()
         now = time.monotonic()  # heartbeat and supervision are due at the first tick
         self.redis_jobs.postpone("resume", now + RESUME_CHECK_S)
         self.fs_jobs.postpone("rescan", now + self.config.watch.rescan_seconds)
@@ -132,6 +145,7 @@ class Daemon:
         self.pool.wake()
         self.watchers.stop()
         self.walker.stop()
+        self.source_watch.stop()
         self.claims.stop()
         self.normalizer.stop()
         self.pool.stop()
@@ -171,9 +185,13 @@ class Daemon:
         self.redis_jobs.run_due(now)
 
     def rescan(self, root: Path | None = None) -> None:
-        """Walk ``root`` (default: every root) for anything the observers missed."""
+        """Walk ``root`` (default: every root) for anything the observers missed; roots that are down wait.
+
+        A root that is missing, unmounted or stuck is walked when it is back (its supervision rescans it).
+        """
         for folder in [root] if root else self.rules.roots:
-            self.walker.walk(folder)
+            if self.watchers.watching(self.rules.root_of(folder) or folder):
+                self.walker.walk(folder)
 
     def _overflowed(self, path: str, _now: float) -> None:
         logger.warning("watch %s: events were lost (queue overflow); rescanning", path)
@@ -187,14 +205,19 @@ class Daemon:
     def submit(self, path: str | Path) -> str:
         """Ingest ``path`` now, skipping the settle wait (``vidwatch submit``, ``POST /jobs``).
 
-        The path must resolve (symlinks included) inside a root. Returns the video id the
-        file will have; the ledger decides as for a dropped file whether it is new.
+        The path must resolve (symlinks included) inside a root and be a regular file that can be
+        read. Returns the video id the file will have; the ledger decides as for a dropped file
+        whether it is new (or a new version of the video its path already has).
         """
         configured = file_in_roots(path, self.rules.roots)
         try:
-            video_id = fingerprint(configured).video_id
+            fp = self.ingestor.read(str(configured)).fingerprint
+        except (Refused, Unreadable) as exc:
+            raise SourceError(f"submit: {exc}") from exc
         except OSError as exc:
-            raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
+            raise SourceError(f"submit: {path}: cannot read: {exc.strerror or exc}") from exc
+        with redis_errors(f"submit: {path}"):
+            video_id = self.ingestor.video_id_for(str(configured), fp)
         self.events.put(WorkItem(Kind.SUBMIT, str(configured)))
         return video_id
 
@@ -215,6 +238,10 @@ class Daemon:
     def status(self) -> DaemonStatus:
         """Counters for health checks, metrics and STATUS lines."""
         pollers = self.watchers.pollers()
+        stuck = {
+            f"claim {path}": f"running for {seconds:.0f} s (deadline {self.claims.claim_deadline_s:.0f} s)"
+            for path, seconds in self.claims.stuck()
+        }
         return DaemonStatus(
             settling=self.claims.settling,
             claiming=self.claims.claiming,
@@ -226,5 +253,6 @@ class Daemon:
             redis_ok=self.redis.ok,
             loop_age_s=round(time.monotonic() - self.last_tick, 3),
             normalize=self.normalizer.metrics.snapshot(),
+            stuck=stuck,
         )
 

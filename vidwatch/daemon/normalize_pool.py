@@ -1,6 +1,6 @@
 """The normalize pool: ``[normalize] workers`` threads take claimed videos off the shared backlog.
 
-Each thread pops a video from the backlog in Redis (and owns it in the ledger), then
+Each thread pops a video that is due from the backlog in Redis (and owns it in the ledger), then
 :meth:`Ingestor.process` probes, normalizes and publishes it. A publish the broker did not
 confirm goes to the :class:`RetryScheduler`; one retry thread publishes it again when due
 (with backoff), so no video is dropped while the broker is away. A video that hit a Redis
@@ -99,8 +99,11 @@ class NormalizePool:
     # ------------------------------------------------------------------ normalize threads
     def _normalize_loop(self) -> None:
         while not self.stop_event.is_set():
-            if not self._work.wait(timeout=IDLE_WAIT_S):
-                continue
+            # woken, or every IDLE_WAIT_S anyway: a video deferred on the backlog (its source changing,
+            # its root down) becomes due without anyone waking us
+            self._work.wait(timeout=IDLE_WAIT_S)
+            if self.stop_event.is_set():
+                return
             video_id = self._pop()
             if video_id is not None:
                 self._process(video_id)

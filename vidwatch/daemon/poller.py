@@ -134,7 +134,7 @@ class DirPoller:
                         if entry.is_dir(follow_symlinks=False):
                             if not self.skip_folder(entry.name):
                                 folders.add(entry.name)
-                        elif entry.is_file(follow_symlinks=False):
+                        else:  # files, links and special files alike: the claim decides what it reads
                             files.add(entry.name)
                     except OSError:
                         continue

@@ -34,7 +34,8 @@ import redis
 
 from vidwatch.config import Config
 from vidwatch.daemon.compose import build
-from vidwatch.daemon.fingerprint import fingerprint
+from vidwatch.daemon.ledger import Action
+from vidwatch.daemon.source import Refused, Unreadable
 from vidwatch.errors import PublishError, SourceError
 from vidwatch.paths import file_in_roots
 from vidwatch.results.records import State, VideoRecord
@@ -68,13 +69,22 @@ class Submitter:
         configured = file_in_roots(path, self.rules.roots)
         resolved = configured.resolve()
         try:
-            video_id = fingerprint(resolved).video_id
+            fp = self.ingestor.read(str(configured)).fingerprint  # a regular file in a root, never blocking
+        except (Refused, Unreadable) as exc:
+            raise SourceError(f"submit: {exc}") from exc
         except OSError as exc:
-            raise SourceError(f"submit: {path}: cannot read: {exc.strerror}") from exc
-        record = self.records.record(video_id)
+            raise SourceError(f"submit: {path}: cannot read: {exc.strerror or exc}") from exc
+        version = self.ingestor.ledger.version_of(str(configured), fp)  # a changed file: its path's video
+        video_id = version.video_id
         if self._daemon is None:  # asked once per command
             self._daemon = self.daemon_answers()
         daemon = self._daemon
+        if version.action not in (Action.NEW, Action.SAME):  # a new version of its path's video
+            self.ingestor.claim(str(configured), final_attempt=True)
+            if version.action is Action.RERUN:
+                self._hand_over(video_id, daemon)
+                return Submitted(str(resolved), video_id, "rerun")
+        record = self.records.record(video_id)
         if record is not None and record.terminal:
             if not force:
                 return Submitted(str(resolved), video_id, "known")

@@ -4,7 +4,9 @@ It walks every root at start-up and every ``rescan_seconds``, a root after an in
 overflow or when it comes back, and folders that were moved in. What it finds is a hint
 (:attr:`Kind.FOUND` on the inbox): a path whose size and mtime the ledger's path hints
 already carry is skipped without reading it; everything else goes through the settle
-tracker and the claim like a file an observer reported.
+tracker and the claim like a file an observer reported. Links are not followed into folders
+(``os.walk`` does not descend into them); a link, FIFO or other special file with a candidate's
+name is reported like any file, and the claim refuses it once (:mod:`vidwatch.daemon.source`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import queue
 import threading
 from pathlib import Path
 
+from vidwatch.daemon import source
 from vidwatch.daemon.ledger import Ledger
 from vidwatch.daemon.work import Inbox, Kind, WorkItem
 from vidwatch.errors import ResultsUnavailable
@@ -78,10 +81,10 @@ class Walker:
                 if not self.rules.is_candidate(Path(path)):
                     continue
                 try:
-                    st = os.stat(path)
+                    size, mtime_ns = source.hint_stat(path)  # a link loop: the link's own attributes
                 except OSError:
                     continue
-                batch.append((path, st.st_size, st.st_mtime_ns))
+                batch.append((path, size, mtime_ns))
                 if len(batch) >= WALK_BATCH:
                     self._report_unknown(batch)
                     batch = []

@@ -6,10 +6,12 @@ other hosts raise no inotify event, and uses inotify elsewhere
 (:func:`vidwatch.filesystems.choose_mode`).
 
 :meth:`RootWatchers.supervise` runs from the main loop every few seconds. A root is known by
-its identity (device, inode): a root that vanished loses its observer and is reported in
-:meth:`RootWatchers.root_errors`; a root that came back, was remounted (a new identity) or
-whose observer died gets a fresh observer and a rescan, so nothing written meanwhile is
-missed. Filesystem calls go through :class:`FsGuard`, so a hung NAS cannot freeze the loop.
+its identity (device, inode): a root that vanished, or that must be a mount point and is not
+(``[watch] require_mount``, :mod:`vidwatch.daemon.mounts`), loses its observer and is reported
+in :meth:`RootWatchers.root_errors` (an outage: nothing in it is treated as deleted); a root
+that came back, was remounted (a new identity) or whose observer died gets a fresh observer
+and a rescan, so nothing written meanwhile is missed. Filesystem calls go through
+:class:`FsGuard`, so a hung NAS cannot freeze the loop.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +29,7 @@ from watchdog.observers.api import BaseObserver
 
 from vidwatch.config import WatchConfig
 from vidwatch.daemon.fsguard import FsGuard
+from vidwatch.daemon.mounts import RootChecks
 from vidwatch.daemon.poller import DirPoller
 from vidwatch.daemon.work import Inbox, Kind, WorkItem
 from vidwatch.filesystems import choose_mode
@@ -104,11 +106,18 @@ class Watcher(Protocol):
 
 class RootWatchers:
     def __init__(
-        self, watch: WatchConfig, rules: PathRules, fs: FsGuard, inbox: Inbox, rescan: Callable[[Path], None]
+        self,
+        watch: WatchConfig,
+        rules: PathRules,
+        fs: FsGuard,
+        inbox: Inbox,
+        rescan: Callable[[Path], None],
+        checks: RootChecks | None = None,
     ) -> None:
         self.watch = watch
         self.rules = rules
         self.fs = fs
+        self.checks = checks or RootChecks(require_mount=watch.require_mount, fs=fs)
         self.inbox = inbox
         self.rescan = rescan
         self.observers: dict[Path, Watcher] = {}
@@ -119,11 +128,22 @@ class RootWatchers:
     def supervise(self) -> None:
         """(Re)start observers; a root that vanished or was remounted gets a fresh one and a rescan."""
         for root in self.rules.roots:
-            identity = self._identity(root)
-            if identity is None:
-                self._lost(root)
+            look = self.checks.look(root)
+            if look.identity is None:
+                self._lost(root, look.why or "missing")
             else:
-                self._ensure(root, identity)
+                self._ensure(root, look.identity)
+
+    def watching(self, root: Path) -> bool:
+        """The root is watched now (not missing, unmounted or stuck): walking it means something."""
+        return root not in self.errors and root in self.observers
+
+    def outage_of(self, path: str | Path) -> str | None:
+        """Why the root holding ``path`` cannot be read now (a live look), or None when it can."""
+        root = self.rules.root_of(Path(path))
+        if root is None:
+            return None
+        return self.errors.get(root) or self.checks.look(root).why
 
     def stop(self) -> None:
         for observer in self.observers.values():
@@ -131,10 +151,10 @@ class RootWatchers:
         for observer in self.observers.values():
             observer.join(timeout=OBSERVER_JOIN_S)
 
-    def _lost(self, root: Path) -> None:
-        if root not in self.errors:
-            logger.error("watch %s: missing or unreadable; waiting for it to come back", root)
-        self.errors.setdefault(root, "missing or not a folder")
+    def _lost(self, root: Path, why: str) -> None:
+        if self.errors.get(root) != why:
+            logger.error("watch %s: %s; not watched until it is back (nothing in it counts as deleted)", root, why)
+        self.errors[root] = why
         observer = self.observers.pop(root, None)
         if observer is not None:
             observer.stop()
@@ -160,18 +180,6 @@ class RootWatchers:
             self.rescan(root)  # catch up on what happened while unwatched
         self.errors.pop(root, None)
         logger.info("watch %s: %s", root, mode)
-
-    def _identity(self, root: Path) -> tuple[int, int] | None:
-        """(device, inode) of the root folder, or None when it is missing, unreadable or stuck."""
-        try:
-            st = self.fs.call(str(root), lambda: os.stat(root))
-        except OSError as exc:
-            if not isinstance(exc, FileNotFoundError):
-                self.errors[root] = str(exc)
-            return None
-        if not stat.S_ISDIR(st.st_mode) or not os.access(root, os.R_OK | os.X_OK):
-            return None
-        return st.st_dev, st.st_ino
 
     def _start(self, root: Path, mode: str) -> Watcher:
         if mode == "poll":

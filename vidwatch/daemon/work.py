@@ -38,6 +38,8 @@ class Kind(StrEnum):
     FOLDER = "dir"  # a folder appeared (created or moved in): walk it
     DELETED = "deleted"  # a file went away: stop tracking it
     OVERFLOW = "overflow"  # events of this root were lost (inotify queue overflow): rescan it
+    # reported by the source watch
+    CHANGED = "changed"  # the source of a video in flight changed: claim it again once quiet
     # asked for by Daemon.submit
     SUBMIT = "submit"  # claim this file now, without waiting for it to settle
     # reported by the claim pool

@@ -2,10 +2,11 @@
 
 The daemon is ready when its observers are up (at least one, none dead) and Redis and
 the broker answer. The watchdog is fed from the main loop itself, and only while no
-observer is dead: a stuck loop, or a dead observer the daemon's supervision cannot
-restart, stops the pings and systemd restarts the daemon after ``WatchdogSec``. A root
-that is missing (a NAS that went away) is not a dead observer: restarting would not
-bring it back; it is reported in STATUS, /readyz and /metrics instead.
+observer is dead and no part is stuck: a stuck loop, a claim thread wedged past its
+deadline, or a dead observer the daemon's supervision cannot restart, stops the pings and
+systemd restarts the daemon after ``WatchdogSec``. A root that is missing (a NAS that went
+away) is not a dead observer: restarting would not bring it back; it is reported in
+STATUS, /readyz and /metrics instead.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class ServiceNotifier:
             return
         now = self.clock()
         status = self.daemon.status()
-        alive = not dead_observers(status)
+        alive = not dead_observers(status) and not status.stuck  # a wedged claim thread: let systemd restart us
         if not self.ready and now >= self._next["ready"]:
             self._next["ready"] = now + READY_CHECK_S
             waiting = self._waiting_for(status, alive and bool(status.observers))

@@ -369,12 +369,13 @@ class Records:
         return self.transition(video_id, State.FAILED, {"error": reason, **labels}, event="failed", path=path,
                                detail=reason, event_extra=labels)
 
-    def rerun(self, video_id: str, *, path: str) -> int | None:
+    def rerun(self, video_id: str, *, path: str, detail: Any = None) -> int | None:
         """Start a new run of a ``done``/``failed`` video (``submit --force``); returns the run number.
 
         None when the video has no record; 0 when it is still in flight (nothing changes).
+        ``detail``: of the ``detected`` event (default ``{"forced": true}``; the daemon says why it reruns).
         """
-        event = _flat(event_fields("detected", video_id, path, {"forced": True}))
+        event = _flat(event_fields("detected", video_id, path, {"forced": True} if detail is None else detail))
         keys = [self.keys.video(video_id), self.keys.inflight, self.keys.events]
         result = int(self._rerun(keys=keys, args=[video_id, self.events_maxlen, f"{time.time():.3f}", *event]))
         return None if result < 0 else result
