@@ -220,7 +220,8 @@ def test_healthz_fails_while_a_claim_thread_is_wedged(
         wait_for(daemon.idle, timeout_s=30, what="the start-up walk")
         assert get(f"{url}/healthz")[0] == 200
         daemon.claims.claim_deadline_s = 1.0
-        monkeypatch.setattr(daemon.ingestor, "claim", lambda path, final_attempt: release.wait(60) and Kind.CLAIMED)
+        monkeypatch.setattr(daemon.ingestor, "claim",
+                            lambda path, final_attempt, **_: release.wait(60) and Kind.CLAIMED)
         clip = moving_square_clip(site["inbox"] / "cam1" / "a.mp4", seconds=1)
         try:
             _, body = wait_for(lambda: (answer := get(f"{url}/healthz"))[0] == 503 and answer, timeout_s=30,

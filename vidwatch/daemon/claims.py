@@ -67,9 +67,10 @@ class ClaimPool:
         self.horizon = Horizon(config, ingestor.time_in_path)  # files recorded before [retention] keeps
         self.tracker = SettleTracker(self.settle_s)
         self._threads_wanted = threads
-        self._jobs: queue.Queue[tuple[str, bool] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, bool, float] | None] = queue.Queue()
         self._threads: list[threading.Thread] = []  # daemon threads: a wedged one cannot hold up exit
         self._busy: set[str] = set()  # being claimed by a thread
+        self._first_seen: dict[str, float] = {}  # being claimed -> first sighting (kept if it comes back)
         self._probe_failures: dict[str, int] = {}
         self._not_ready_stats: dict[str, tuple[int, int]] = {}
         self.claim_deadline_s = claim_deadline_s
@@ -130,14 +131,16 @@ class ClaimPool:
         self.tracker.forget(path)
         self._forget_failures(path)
 
-    def submitted(self, path: str, _now: float) -> None:
+    def submitted(self, path: str, now: float) -> None:
         """Claim now, without the settle wait, as a last attempt (``vidwatch submit``, ``POST /jobs``)."""
+        first_seen = self.tracker.first_seen(path)
         self.tracker.forget(path)
         if path not in self._busy:
-            self._start_claim(path, final_attempt=True)
+            self._start_claim(path, final_attempt=True, first_seen=now if first_seen is None else first_seen)
 
     def claimed(self, path: str, _now: float) -> None:
         self._busy.discard(path)
+        self._first_seen.pop(path, None)
         self._forget_failures(path)
 
     def not_ready(self, path: str, now: float) -> None:
@@ -145,12 +148,12 @@ class ClaimPool:
         failures = self._probe_failures.get(path, 0) + 1
         self.metrics.count("not_ready")
         self._probe_failures[path] = failures
-        self.tracker.defer(path, now=now, delay_s=self.settle_s)
+        self.tracker.defer(path, now=now, delay_s=self.settle_s, first_seen=self._first_seen.pop(path, None))
         logger.debug("ingest: %s not complete yet (%d of %d)", path, failures, self.probe_attempts)
 
     def retry(self, path: str, now: float) -> None:
         self._busy.discard(path)
-        self.tracker.defer(path, now=now, delay_s=self.settle_s)
+        self.tracker.defer(path, now=now, delay_s=self.settle_s, first_seen=self._first_seen.pop(path, None))
 
     # ------------------------------------------------------------------ every tick (main loop)
     def check_settled(self, now: float) -> None:
@@ -163,6 +166,7 @@ class ClaimPool:
             stamp = self._stat(path, now)
             if stamp is None or not self.tracker.observe(path, size=stamp[0], mtime_ns=stamp[1], now=now):
                 continue
+            first_seen = self.tracker.first_seen(path)
             self.tracker.forget(path)
             if self.horizon.too_old(path, stamp[1]):
                 continue  # recorded before summaries_days: analysed only to be removed (logged once)
@@ -170,7 +174,7 @@ class ClaimPool:
                 self._probe_failures.pop(path, None)
             self._not_ready_stats[path] = stamp
             final = self._probe_failures.get(path, 0) + 1 >= self.probe_attempts
-            self._start_claim(path, final_attempt=final)
+            self._start_claim(path, final_attempt=final, first_seen=now if first_seen is None else first_seen)
 
     def _stat(self, path: str, now: float) -> tuple[int, int] | None:
         """(size, mtime_ns), or None when the file is gone (forgotten) or cannot be stat'ed now (deferred)."""
@@ -190,27 +194,30 @@ class ClaimPool:
         self._probe_failures.pop(path, None)
         self._not_ready_stats.pop(path, None)
 
-    def _start_claim(self, path: str, *, final_attempt: bool) -> None:
+    def _start_claim(self, path: str, *, final_attempt: bool, first_seen: float) -> None:
+        """Claim on a thread; ``first_seen`` (the main loop's monotonic clock) goes into the record as epoch s."""
         self._busy.add(path)
+        self._first_seen[path] = first_seen
+        first_seen_epoch = time.time() - max(0.0, time.monotonic() - first_seen)
         if not self._threads:
             for index in range(self._threads_wanted):
                 thread = threading.Thread(target=self._work, name=f"claim-{index}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
-        self._jobs.put((path, final_attempt))
+        self._jobs.put((path, final_attempt, first_seen_epoch))
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             self._claim(*job)
 
     # ------------------------------------------------------------------ claim threads
-    def _claim(self, path: str, final_attempt: bool) -> None:
+    def _claim(self, path: str, final_attempt: bool, first_seen: float) -> None:
         outcome = Kind.CLAIMED
         with self._running_lock:
             self._running[path] = time.monotonic()
         try:
             with redis_errors(f"ingest: claim {path}"):
-                outcome = self.ingestor.claim(path, final_attempt=final_attempt)
+                outcome = self.ingestor.claim(path, final_attempt=final_attempt, first_seen=first_seen)
         except ResultsUnavailable as exc:
             logger.warning("%s; will retry", exc)
             outcome = Kind.RETRY

@@ -133,9 +133,10 @@ class Ingestor:
         return self.ledger.version_of(path, fp).video_id
 
     # ------------------------------------------------------------------ stage 1
-    def claim(self, path: str, *, final_attempt: bool) -> Kind:
+    def claim(self, path: str, *, final_attempt: bool, first_seen: float | None = None) -> Kind:
         """Ledger a settled file: :attr:`Kind.NOT_READY` to be looked at again later, else :attr:`Kind.CLAIMED`
-        (ledgered now, known already, refused or unreadable and failed, or gone)."""
+        (ledgered now, known already, refused or unreadable and failed, or gone). ``first_seen``: epoch s the
+        daemon first saw the file (``first_seen_at``; default: the claim, no settle wait)."""
         try:
             read = self.read(path)
         except FileNotFoundError:
@@ -152,7 +153,10 @@ class Ingestor:
         reason = read.incomplete
         if reason is not None and not final_attempt:
             return Kind.NOT_READY
-        if not self.ledger.claim(path, fp, self._claim_fields(path, fp.mtime_ns)):
+        fields = self._claim_fields(path, fp.mtime_ns)
+        if first_seen is not None:
+            fields["first_seen_at"] = f"{first_seen:.3f}"
+        if not self.ledger.claim(path, fp, fields):
             logger.info("ingest: %s is already known as video %s", path, fp.video_id)
             return Kind.CLAIMED
         if reason is not None:

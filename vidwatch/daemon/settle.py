@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 @dataclass
 class _Pending:
+    first_seen: float  # when the path was first reported (``now``'s clock): where its settle wait starts
     size: int | None = None
     mtime_ns: int | None = None
     last_change: float = 0.0
@@ -44,13 +45,22 @@ class SettleTracker:
 
     def touch(self, path: str, *, now: float) -> None:
         """Something happened to ``path`` (written, closed, moved in): its quiet period restarts."""
-        entry = self._pending.setdefault(path, _Pending())
+        entry = self._pending.setdefault(path, _Pending(first_seen=now))
         entry.last_change = now
 
-    def defer(self, path: str, *, now: float, delay_s: float) -> None:
-        """Look again no sooner than ``delay_s`` from now (after a failed probe, say)."""
-        entry = self._pending.setdefault(path, _Pending(last_change=now))
+    def defer(self, path: str, *, now: float, delay_s: float, first_seen: float | None = None) -> None:
+        """Look again no sooner than ``delay_s`` from now (after a failed probe, say).
+
+        ``first_seen``: when a path back from a claim attempt was first reported (default: now).
+        """
+        first = now if first_seen is None else first_seen
+        entry = self._pending.setdefault(path, _Pending(first_seen=first, last_change=now))
         entry.not_before = now + delay_s
+
+    def first_seen(self, path: str) -> float | None:
+        """When ``path`` was first reported (None: it is not tracked)."""
+        entry = self._pending.get(path)
+        return None if entry is None else entry.first_seen
 
     def forget(self, path: str) -> None:
         self._pending.pop(path, None)
@@ -65,7 +75,7 @@ class SettleTracker:
 
     def observe(self, path: str, *, size: int, mtime_ns: int, now: float) -> bool:
         """Record a stat of ``path``; True when it has not changed for ``settle_s``."""
-        entry = self._pending.setdefault(path, _Pending(last_change=now))
+        entry = self._pending.setdefault(path, _Pending(first_seen=now, last_change=now))
         if entry.size is None:
             # First look: the quiet period runs from the last event seen for the path.
             entry.size, entry.mtime_ns = size, mtime_ns

@@ -80,9 +80,13 @@ class SegmentPartial:
     crops: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # track id -> best crop entry
     engine_calls: float = 0.0  # a share of batches shared with other segments: fractional
     engine_frames: int = 0
+    # epoch s (worker clock) when analyze() started and returned: the latency breakdown's analysis span
+    started_at: float | None = None
+    analyzed_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape stored in the join hash."""
+        """The JSON shape stored in the join hash (the analysis stamps only when measured)."""
+        stamps = {"started_at": self.started_at, "analyzed_at": self.analyzed_at}
         return {
             "start": self.start,
             "end": self.end,
@@ -99,6 +103,7 @@ class SegmentPartial:
             "crops": {str(t): dict(entry) for t, entry in self.crops.items()},
             "engine_calls": self.engine_calls,
             "engine_frames": self.engine_frames,
+            **{key: value for key, value in stamps.items() if value is not None},
         }
 
     @classmethod
@@ -120,4 +125,10 @@ class SegmentPartial:
             crops={int(t): dict(entry) for t, entry in (data.get("crops") or {}).items()},
             engine_calls=float(data.get("engine_calls") or 0),
             engine_frames=int(data.get("engine_frames") or 0),
+            started_at=_stamp(data.get("started_at")),
+            analyzed_at=_stamp(data.get("analyzed_at")),
         )
+
+
+def _stamp(value: Any) -> float | None:
+    return None if value is None else float(value)

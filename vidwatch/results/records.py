@@ -269,7 +269,7 @@ return 1
 
 # KEYS: video hash, inflight set, events stream; ARGV: video_id, events_maxlen, now, event field/value pairs...
 # A finished video starts a new run: back to ``seen`` with ``run`` + 1. Its summary_id (and so what readers
-# see) stays until the new run's summary replaces it in one step.
+# see) stays until the new run's summary replaces it in one step. Its latency clock starts again (first_seen_at).
 _RERUN = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
@@ -277,7 +277,7 @@ if state ~= 'done' and state ~= 'failed' then return 0 end
 local run = tonumber(redis.call('HGET', KEYS[1], 'run') or '1') + 1
 redis.call('HSET', KEYS[1], 'state', 'seen', 'run', run, 'owner', '', 'published', '', 'error', '',
            'failure_stage', '', 'failure_kind', '',
-           'seen_at', ARGV[3], 'updated_at', ARGV[3], 'rerun_of', state)
+           'seen_at', ARGV[3], 'first_seen_at', ARGV[3], 'updated_at', ARGV[3], 'rerun_of', state)
 redis.call('SADD', KEYS[2], ARGV[1])
 local event = {}
 for i = 4, #ARGV do event[#event + 1] = ARGV[i] end
@@ -314,7 +314,9 @@ class Records:
     def create(self, video_id: str, fields: dict[str, Any], *, path: str, detail: Any = "") -> bool:
         """Claim: create the record in state ``seen`` unless one exists (atomic; one claimant wins)."""
         now = f"{time.time():.3f}"
-        record = {**fields, "video_id": video_id, "state": "seen", "seen_at": now, "updated_at": now}
+        # first_seen_at: when the daemon first saw the file (its settle wait starts there); default: now
+        record = {"first_seen_at": now, **fields, "video_id": video_id, "state": "seen", "seen_at": now,
+                  "updated_at": now}
         flat = _flat(record)
         event = _flat(event_fields("detected", video_id, path, detail))
         args: list[str | int] = [video_id, self.events_maxlen, len(flat), *flat, *event]

@@ -158,18 +158,46 @@ def video_report(
                      f"  {score}  {printable(entry.crop or '')}".rstrip())
     if len(objects) > MAX_OBJECTS_SHOWN:
         lines.append(f"  … {len(objects) - MAX_OBJECTS_SHOWN} more: vidwatch show --json, or the browse link")
-    processing = summary.get("processing") if isinstance(summary.get("processing"), dict) else {}
-    if processing:
-        worker = processing.get("worker")
-        workers = ", ".join(worker) if isinstance(worker, list) else worker
-        lines.append(f"analysed  {summary.get('frames_analyzed', '?')} frames by {printable(processing.get('engine'))} "
-                     f"in {processing.get('wall_s', '?')} s ({processing.get('fps', '?')} fps) on "
-                     f"{printable(workers)}, run {summary.get('run', '1')}")
+    lines.extend(processing_lines(summary))
     for name in ("timeline", "condensed_clip"):
         if summary.get(name):
             lines.append(f"{name.replace('_', ' '):<9} {printable(summary[name])}")
     lines.append(f"browse    {printable(link)}")
     return "\n".join(lines)
+
+
+def processing_lines(summary: Mapping[str, Any]) -> list[str]:
+    """How the video was analysed, and where its time went (when measured)."""
+    processing = summary.get("processing") if isinstance(summary.get("processing"), dict) else {}
+    if not processing:
+        return []
+    worker = processing.get("worker")
+    workers = ", ".join(worker) if isinstance(worker, list) else worker
+    lines = [f"analysed  {summary.get('frames_analyzed', '?')} frames by {printable(processing.get('engine'))} "
+             f"in {processing.get('wall_s', '?')} s ({processing.get('fps', '?')} fps) on "
+             f"{printable(workers)}, run {summary.get('run', '1')}"]
+    latency = latency_text(processing)
+    if latency:
+        lines.append(f"latency   {latency}")
+    return lines
+
+
+_LATENCY_NAMES = {"settle_s": "settle", "normalize_s": "normalize", "queue_wait_s": "queue", "analysis_s": "analysis",
+                  "writing_s": "writing", "total_s": "total"}
+
+
+def latency_text(processing: Mapping[str, Any]) -> str:
+    """The latency breakdown on one line (the figures measured, in stage order); empty when none was.
+
+    >>> latency_text({"wall_s": 2.0, "settle_s": 1.5, "normalize_s": 0.25, "analysis_s": 2.0, "total_s": 5.5})
+    'settle 1.5 s, normalize 0.25 s, analysis 2.0 s; total 5.5 s'
+    >>> latency_text({"wall_s": 2.0})
+    ''
+    """
+    figures = {key: processing[key] for key in _LATENCY_NAMES if isinstance(processing.get(key), int | float)}
+    stages = ", ".join(f"{_LATENCY_NAMES[key]} {value} s" for key, value in figures.items() if key != "total_s")
+    total = f"total {figures['total_s']} s" if "total_s" in figures else ""
+    return "; ".join(part for part in (stages, total) if part)
 
 
 def progress_text(record: Mapping[str, str]) -> str:

@@ -103,8 +103,13 @@ def segment_in(
 
 def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, worker: str,
             thumbnail: str | None, thumbnail_area: float,
-            crops: Mapping[int, Mapping[str, Any]] | None = None) -> SegmentPartial:
-    """What one segment found, reduced to what the merge needs."""
+            crops: Mapping[int, Mapping[str, Any]] | None = None,
+            analysed: tuple[float, float] | None = None) -> SegmentPartial:
+    """What one segment found, reduced to what the merge needs.
+
+    ``analysed``: epoch s when analyze() started and returned (the latency breakdown's analysis span).
+    """
+    started_at, analyzed_at = analysed if analysed is not None else (None, None)
     builder = analysis.summary
     return SegmentPartial(
         start=start_s,
@@ -122,6 +127,8 @@ def partial(analysis: Analysis, *, start_s: float, end_s: float, wall_s: float, 
         crops=dict(crops or {}),
         engine_calls=analysis.engine_calls,
         engine_frames=analysis.engine_frames,
+        started_at=started_at,
+        analyzed_at=analyzed_at,
     )
 
 

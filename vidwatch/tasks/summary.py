@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vidwatch import stages
 from vidwatch.media.condense import condense
+from vidwatch.results import latency
 from vidwatch.results.detections import video_detections
 from vidwatch.results.objects import write_summary_objects
 from vidwatch.results.partials import SegmentPartial
@@ -73,6 +74,7 @@ def summarize_video(context: WorkerContext, job: Job) -> str:
     start_ts = record.start_ts if record.start_ts is not None else time.time()
     write_summary_objects(context.client, context.keys, summary, parts, merged.track_map, start_ts, run=record.run,
                           maxlen=context.config.redis.objects_maxlen)  # first: a redelivery then writes the summary
+    summary = with_latency(summary, record, parts)
     summary_id = context.writer.write_video_summary(summary, start_ts)
     if summary_id and context.config.results.sidecar_dir is not None:
         entries = video_detections(context.client, context.keys, summary.camera, video_id, str(record.run),
@@ -137,6 +139,13 @@ def with_extras(
         if seconds > 0:
             summary = replace(summary, condensed_clip=str(target))
     return summary
+
+
+def with_latency(summary: Summary, record: VideoRecord, parts: list[SegmentPartial]) -> Summary:
+    """The summary with the latency breakdown (:mod:`vidwatch.results.latency`) added to ``processing``, up to now:
+    the last step before the write."""
+    figures = latency.breakdown(latency.stamps_of(record, parts, written=time.time()))
+    return replace(summary, processing={**summary.processing, **figures})
 
 
 def batch_fill(parts: list[SegmentPartial], batch: int) -> float | None:

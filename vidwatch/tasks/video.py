@@ -137,7 +137,7 @@ def _segment(
     camera = record.camera or "default"
     start_s, length_s = segments[k]
     last = k == len(segments) - 1
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
 
     def progress(fraction: float) -> None:
         context.event("progress", video_id, job.path,
@@ -151,6 +151,7 @@ def _segment(
             duration_s=None if last else length_s, track_base=join.track_base(k), on_progress=progress,
             crops=crops, check=check, on_frames=frames.frame,
         )
+    analyzed_at = time.time()
     frames.close()
     wall_s = time.monotonic() - started
     crop_entries = crops.write(config.paths.state_dir / "crops" / video_id) if crops is not None else {}
@@ -160,6 +161,7 @@ def _segment(
     partial = join.partial(
         analysis, start_s=start_s, end_s=start_s + analysis.duration_s, wall_s=wall_s, worker=worker_name(),
         thumbnail=str(thumb) if thumb else None, thumbnail_area=area if thumb else 0.0, crops=crop_entries,
+        analysed=(started_at, analyzed_at),
     )
     start_ts = record.start_ts if record.start_ts is not None else time.time()
     result = context.writer.write_segment(
