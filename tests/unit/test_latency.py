@@ -120,6 +120,9 @@ class FakeIngestor:
         self.config = config
         self.first_seen: list[float | None] = []
 
+    def time_in_path(self, path: str) -> float | None:
+        return None  # no [watch] time_pattern: the claim pool's horizon falls back to mtime
+
     def claim(self, path: str, *, final_attempt: bool, first_seen: float | None = None) -> Kind:
         self.first_seen.append(first_seen)
         return Kind.NOT_READY if len(self.first_seen) == 1 else Kind.CLAIMED
