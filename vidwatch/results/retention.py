@@ -308,6 +308,10 @@ class Retention:
         Raises :class:`VideoInFlight` (nothing changed) when it is not done or failed, :class:`NoSuchVideo`
         when there is no record and nothing was indexed under its id. ``counted``: detections-index members
         a dry run counted already (left out here).
+
+        Two scripts (see :data:`_DELETE_VIDEO_CAMERA`): a video sent back in flight (``submit --force``) between
+        the read of its record and the second one keeps its record and the rest, but may have lost its earlier
+        runs' detections and segment markers already (the new run writes its own).
         """
         fields: dict[str, str] = self.client.hgetall(self.keys.video(video_id))  # type: ignore[assignment]
         if fields.get("state") not in (None, "done", "failed"):
