@@ -25,6 +25,7 @@ from tests.integration.test_ingestion import distinct_ts_clips
 from vidwatch.config import load_config
 from vidwatch.results.connection import connect
 from vidwatch.results.keys import Keys
+from vidwatch.results.objects import ObjectKeys, objects_of
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +101,15 @@ class Site:
                          for name in COMPARED}
         return out
 
+    def objects_by_path(self) -> dict[str, tuple[str | None, list[tuple[str, int]]]]:
+        """Each video's objects run marker and (label, track) of its objects, by path relative to the inbox."""
+        out = {}
+        for _, fields in self.client.xrange(self.keys.summaries):
+            path = Path(fields["path"]).relative_to(self.folder / "inbox").as_posix()
+            run = self.client.hget(ObjectKeys.of(self.keys).video(fields["video_id"]), "run")
+            out[path] = (run, [(o.label, o.track) for o in objects_of(self.client, self.keys, fields["video_id"])])
+        return out
+
     def stop(self) -> None:
         daemon_code = self.daemon.stop()
         self.worker.stop()
@@ -172,7 +182,7 @@ def test_cluster_and_sentinel_give_the_same_summaries_as_one_redis(
     motion_clips: list[tuple[str, Path]], ffmpeg: str,
 ) -> None:
     single = run_flow(tmp_path / "single", f'url = "{REDIS_URL}"', amqp_url, motion_clips)
-    expected = single.by_path()
+    expected, expected_objects = single.by_path(), single.objects_by_path()
     single.forget()
     assert len(expected) == len(motion_clips) and any(s["labels"] for s in expected.values())
 
@@ -180,6 +190,8 @@ def test_cluster_and_sentinel_give_the_same_summaries_as_one_redis(
                        motion_clips)
     cluster.assert_each_once(len(motion_clips))
     assert cluster.by_path() == expected
+    assert cluster.objects_by_path() == expected_objects  # written by the summary task, in the control slot
+    assert all(run == "1" for run, _ in expected_objects.values())
     assert any(cluster.client.keyslot(cluster.keys.detections(c)) != cluster.client.keyslot(cluster.keys.events)
                for c in ("cam1", "cam2", "cam3"))
 

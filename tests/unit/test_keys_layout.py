@@ -24,11 +24,18 @@ NAMES = [  # key, single-node layout, cluster layout
     (lambda k: k.segment_done("v1", 3, "cam1"), "vw:segment:v1:3", "vw:segment:{cam1}:v1:3"),
     (lambda k: k.stream("detections:cam1"), "vw:detections:cam1", "vw:detections:{cam1}"),
     (lambda k: k.detections("*"), "vw:detections:*", "vw:detections:{*}"),
+    (lambda k: k.objects, "vw:objects", "{vw}:objects"),
+    (lambda k: k.index_objects_time, "vw:index:objects:time", "{vw}:index:objects:time"),
+    (lambda k: k.index_objects_camera("cam1"), "vw:index:objects:camera:cam1", "{vw}:index:objects:camera:cam1"),
+    (lambda k: k.index_objects_label("dog"), "vw:index:objects:label:dog", "{vw}:index:objects:label:dog"),
+    (lambda k: k.video_objects("v1"), "vw:video-objects:v1", "{vw}:video-objects:v1"),
+    (lambda k: k.bridge_markers("v1", 2, "cam1"), ["vw:segment:v1:0", "vw:segment:v1:1"],
+     ["vw:segment:{cam1}:v1:0", "vw:segment:{cam1}:v1:1"]),
 ]
 
 
 @pytest.mark.parametrize(("key", "single", "cluster"), NAMES)
-def test_names_in_both_layouts(key, single: str, cluster: str) -> None:
+def test_names_in_both_layouts(key, single: str | list[str], cluster: str | list[str]) -> None:
     assert (key(SINGLE), key(CLUSTER)) == (single, cluster)
 
 
@@ -46,6 +53,12 @@ SCRIPT_KEYS = {  # each script's KEYS, as the code passes them
     "segment": [CLUSTER.segment_done("v1", 0, "cam1"), CLUSTER.detections("cam1"), CLUSTER.index_detections("cam1")],
     "span": [CLUSTER.index_detections_span],
     "join": [CLUSTER.join("v1", "1"), CLUSTER.join_fired("v1", "1")],
+    "objects": [CLUSTER.video_objects("v1"), CLUSTER.objects, CLUSTER.index_objects_time,
+                CLUSTER.index_objects_camera("cam1"), CLUSTER.index_objects_label("dog")],
+    "removal (control slot)": [CLUSTER.video("v1"), CLUSTER.summaries, CLUSTER.retention_videos, CLUSTER.paths,
+                               CLUSTER.video_objects("v1"), CLUSTER.objects, *CLUSTER.bridge_control("v1", 1, 2)],
+    "removal (camera slot)": [CLUSTER.detections("cam1"), CLUSTER.index_detections("cam1"),
+                              *CLUSTER.bridge_markers("v1", 2, "cam1")],
 }
 
 

@@ -8,6 +8,8 @@ and adds each done or failed video missing from the two sets (``ZADD NX``, score
 transition script does: its ``start_ts``, else the time it ended). The SCAN cursor is kept in
 ``retention:backfill`` after every batch, so a restarted daemon carries on where it stopped,
 and ``done`` is set there once the walk is complete: it runs once per Redis, not once per start.
+In a cluster the records share the ``{prefix}`` slot, so the walk is over the one primary that holds
+it (:func:`~vidwatch.results.connection.scan_step`).
 
 The daemon's retention job takes a step before each pass until it is done (:mod:`vidwatch.daemon.retention`);
 ``vidwatch prune`` runs it to the end first (not with ``--dry-run``, which changes nothing).
@@ -26,6 +28,7 @@ from typing import cast
 
 import redis
 
+from vidwatch.results.connection import scan_step
 from vidwatch.results.keys import Keys
 
 logger = logging.getLogger(__name__)
@@ -54,8 +57,7 @@ def backfill_step(client: redis.Redis, keys: Keys, *, max_keys: int | None = STE
     prefix = keys.video("")
     seen = added = 0
     while max_keys is None or seen < max_keys:
-        cursor, found = client.scan(cursor, match=f"{prefix}*", count=count)
-        names = [str(name) for name in found]
+        cursor, names = scan_step(client, cursor, slot_of=prefix, match=f"{prefix}*", count=count)
         seen += count  # about the keys SCAN looked at (most of them may be no record)
         added += _enter(client, keys, [n for n in names if ":" not in n[len(prefix):]])
         if int(cursor) == 0:

@@ -7,7 +7,8 @@ count per unit of work (``deliveries:<id>.<unit>.r<run>``). Once the video ends 
 read again: :meth:`Bridge.drop` deletes them all (the join hash, its flag, the markers and the
 delivery counts) right after the terminal transition (the summary script for ``done``,
 :meth:`~vidwatch.results.records.Records.fail` for ``failed``), in one script that first checks
-the video *is* terminal, so it is idempotent and harmless when late. How often a video's messages
+the video *is* terminal (the ``{prefix}`` slot's keys in the cluster layout), then the markers (in
+the camera's slot there), so it is idempotent and harmless when late. How often a video's messages
 came is not kept: its lifecycle events say what ran (one ``started``, a ``segment_done`` per
 segment, one ``done``).
 
@@ -61,16 +62,24 @@ class Bridge:
         self._drop = client.register_script(_DROP)
 
     def keys_of(self, video_id: str) -> list[str]:
-        """The bridge keys of the video's current run, from its record (run, segment plan)."""
+        """The bridge keys of the video's current run, from its record (run, segment plan, camera)."""
         return self.keys.bridge(*self._plan(video_id))
 
-    def _plan(self, video_id: str) -> tuple[str, str, int]:
-        run, segments = self.client.hmget(self.keys.video(video_id), ("run", "segments"))
-        return video_id, str(run or "1"), segment_count(str(segments) if segments else None)
+    def _plan(self, video_id: str) -> tuple[str, str, int, str]:
+        run, segments, camera = self.client.hmget(self.keys.video(video_id), ("run", "segments", "camera"))
+        return video_id, str(run or "1"), segment_count(str(segments) if segments else None), str(camera or "")
 
     def drop(self, video_id: str) -> int:
-        """Delete the bridge keys of a done or failed video; returns how many it deleted (-1: not ended yet)."""
-        removed = int(self._drop(keys=[self.keys.video(video_id), *self.keys_of(video_id)]))
+        """Delete the bridge keys of a done or failed video; returns how many it deleted (-1: not ended yet).
+
+        Two steps, one per slot of the cluster layout: the join hash, its flag and the delivery counts with the
+        check that the video ended, then (only then) the segment markers; a retry finishes either.
+        """
+        _, run, segments, camera = self._plan(video_id)
+        removed = int(self._drop(keys=[self.keys.video(video_id), *self.keys.bridge_control(video_id, run, segments)]))
+        if removed < 0:
+            return removed
+        removed += int(self.client.delete(*self.keys.bridge_markers(video_id, segments, camera)))
         if removed > 0:
             logger.debug("results: video=%s ended; %d bridge key(s) dropped", video_id, removed)
         return removed

@@ -117,6 +117,18 @@ def connect(config: RedisConfig, *, socket_timeout_s: float = SOCKET_TIMEOUT_S) 
     return redis.Redis.from_url(url, **options)
 
 
+def scan_step(client: redis.Redis, cursor: int, *, slot_of: str, match: str, count: int) -> tuple[int, list[str]]:
+    """One ``SCAN`` step (next cursor, names) over the node that holds ``slot_of``'s slot: the one Redis, or
+    in a cluster the primary of that slot (whose cursor means nothing to the others). For keys that share
+    a hash tag (the ``{prefix}`` slot); ``scan_iter`` walks every primary for the others."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(slot_of)
+        cursors, found = client.scan(cursor, match=match, count=count, target_nodes=node)
+        return int(next(iter(cursors.values()), 0)), [str(name) for name in found]
+    next_cursor, found = client.scan(cursor, match=match, count=count)
+    return int(next_cursor), [str(name) for name in found]
+
+
 def sentinel_addresses(config: RedisConfig) -> list[tuple[str, int]]:
     """``[redis] sentinels`` as (host, port) pairs.
 

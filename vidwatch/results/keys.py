@@ -5,8 +5,8 @@ Two layouts of the same names:
 - ``single`` (one Redis or Sentinel; the default, and the layout of existing data):
   ``vidwatch:video:<id>``, ``vidwatch:events``, ``vidwatch:detections:<camera>`` …
 - ``cluster`` (``[redis] mode = "cluster"``): keys carry hash tags so that every script touches one
-  slot. What a video's life changes together (its record, the in-flight set, the events and
-  summaries streams, the indexes, the join of its segments, the ledger) shares the ``{<prefix>}``
+  slot. What a video's life changes together (its record, the in-flight set, the events, summaries
+  and objects streams, the indexes, the join of its segments, the ledger) shares the ``{<prefix>}``
   slot: ``{vidwatch}:video:<id>``, ``{vidwatch}:events``. The detections, the bulk of the data, are
   spread by camera: the stream, its index and each segment's marker share the camera's slot,
   ``vidwatch:detections:{cam1}``, ``vidwatch:index:detections:{cam1}``,
@@ -110,6 +110,30 @@ class Keys:
         """hash: camera -> the longest ``last_ts - first_ts`` of any member of its detections index (s)."""
         return self._k("index", "detections-span")
 
+    @property
+    def objects(self) -> str:
+        """stream: one entry per object (a track of a thing, :mod:`vidwatch.results.objects`)."""
+        return self._k("objects")
+
+    @property
+    def index_objects_time(self) -> str:
+        """zset: objects entry ids by recording-time start (epoch s)."""
+        return self._k("index", "objects", "time")
+
+    def index_objects_camera(self, camera: str) -> str:
+        return self._k("index", "objects", "camera", camera)
+
+    def index_objects_label(self, label: str) -> str:
+        return self._k("index", "objects", "label", label)
+
+    def index_objects_pattern(self) -> str:
+        """The SCAN pattern of every objects index (time, camera and label)."""
+        return self._k("index", "objects", "*")
+
+    def video_objects(self, video_id: str) -> str:
+        """hash: entry id -> label of the video's objects, and ``run`` (the run they come from)."""
+        return self._k("video-objects", video_id)
+
     # internal
     @property
     def paths(self) -> str:
@@ -164,15 +188,28 @@ class Keys:
         """
         return self.deliveries(f"{video_id}.{unit}.r{run}")
 
-    def bridge(self, video_id: str, run: int | str, segments: int) -> list[str]:
+    def bridge(self, video_id: str, run: int | str, segments: int, camera: str = "") -> list[str]:
         """Keys that only carry a video's processing and go once it is done or failed: the run's join
-        hash and its ``:fired`` flag, each segment's marker, each unit's delivery count."""
+        hash and its ``:fired`` flag, each segment's marker, each unit's delivery count.
+
+        ``camera``: the video's camera (its record's), whose slot holds the markers in the cluster layout;
+        there the markers (:meth:`bridge_markers`) are in another slot than the rest (:meth:`bridge_control`).
+        """
         join = self.join(video_id, str(run))
         return [
             join, f"{join}:fired",
-            *(self.segment_done(video_id, k) for k in range(segments)),
+            *self.bridge_markers(video_id, segments, camera),
             *self.bridge_counts(video_id, run, segments),
         ]
+
+    def bridge_control(self, video_id: str, run: int | str, segments: int) -> list[str]:
+        """The :meth:`bridge` keys in the ``{prefix}`` slot: the join hash, its flag and the delivery counts."""
+        join = self.join(video_id, str(run))
+        return [join, f"{join}:fired", *self.bridge_counts(video_id, run, segments)]
+
+    def bridge_markers(self, video_id: str, segments: int, camera: str = "") -> list[str]:
+        """The :meth:`bridge` segment markers (in ``camera``'s slot in the cluster layout)."""
+        return [self.segment_done(video_id, k, camera) for k in range(segments)]
 
     def bridge_counts(self, video_id: str, run: int | str, segments: int) -> list[str]:
         """The delivery counts among :meth:`bridge` (its last keys)."""

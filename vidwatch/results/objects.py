@@ -52,35 +52,36 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class ObjectKeys:
-    """The objects' key names under ``prefix``.
+    """The objects' key names, in the layout of ``keys`` (:class:`Keys`: the ``{prefix}`` slot in cluster mode,
+    so every objects script touches one slot).
 
-    >>> ObjectKeys("vidwatch").label("person")
-    'vidwatch:index:objects:label:person'
+    >>> ObjectKeys.of(Keys("vidwatch")).label("person"), ObjectKeys.of(Keys("vw", cluster=True)).stream
+    ('vidwatch:index:objects:label:person', '{vw}:objects')
     """
 
-    prefix: str = "vidwatch"
+    keys: Keys = field(default_factory=Keys)
 
     @classmethod
     def of(cls, keys: Keys) -> ObjectKeys:
-        return cls(keys.prefix)
+        return cls(keys)
 
     @property
     def stream(self) -> str:
-        return f"{self.prefix}:objects"
+        return self.keys.objects
 
     @property
     def time(self) -> str:
-        return f"{self.prefix}:index:objects:time"
+        return self.keys.index_objects_time
 
     def camera(self, camera: str) -> str:
-        return f"{self.prefix}:index:objects:camera:{camera}"
+        return self.keys.index_objects_camera(camera)
 
     def label(self, label: str) -> str:
-        return f"{self.prefix}:index:objects:label:{label}"
+        return self.keys.index_objects_label(label)
 
     def video(self, video_id: str) -> str:
         """hash: entry id → label of the video's objects, and ``run`` (the run they come from)."""
-        return f"{self.prefix}:video-objects:{video_id}"
+        return self.keys.video_objects(video_id)
 
 
 @dataclass(frozen=True)
@@ -482,7 +483,7 @@ def prune_object_indexes(client: redis.Redis, keys: Keys, *, batch: int = PRUNE_
     okeys = ObjectKeys.of(keys)
     first = client.xrange(okeys.stream, count=1)
     floor = _id_tuple(str(first[0][0])) if first else None
-    indexes = {okeys.time, *(str(k) for k in client.scan_iter(match=f"{okeys.prefix}:index:objects:*", count=batch,
+    indexes = {okeys.time, *(str(k) for k in client.scan_iter(match=keys.index_objects_pattern(), count=batch,
                                                                _type="zset"))}
     removed = 0
     for index in sorted(indexes):

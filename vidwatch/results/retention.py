@@ -18,8 +18,10 @@ The write-time trims are safe because an entry written before the cutoff was rec
 it; they catch what no index points at any more (a replaced run's detections and summary, the
 lifecycle events). Each step reads a bounded range (``ZRANGEBYSCORE … LIMIT``, ``XRANGE first
 last``), never a whole key. Videos in flight are never removed; a video's record is removed
-with its summary entry, its index members, its detections, its bridge keys and its files, in one
-script (the files right after).
+with its summary entry, its index members, its detections, its bridge keys and its files: one
+script per hash slot of the cluster layout (the camera's: detections and segment markers; then the
+control slot's: the rest, the record last), the files right after. Each step removes what is
+there, so a retry after a failure in between finishes the job.
 
 A video's objects (issue 17: the entries its ``video-objects:<id>`` hash lists, their
 ``index:objects:*`` members and the hash) go with it in :data:`_DELETE_VIDEO`; their crops are
@@ -62,28 +64,56 @@ KINDS = ("videos", "summaries", "index_members", "events", "detections", "detect
          "file_bytes", "bridge_keys", "path_hints")
 DAY_S = 86400.0
 
-# KEYS: video, summaries, index time, index camera, retention videos, retention files, inflight, detections stream,
-#       detections index, video-objects hash, objects stream, objects time index, objects camera index, ledger paths,
-#       label indexes (ARGV[3] of them), objects label indexes (ARGV[4] of them), bridge keys (the rest)
-# ARGV: video_id, dry ('1': count only), n labels, n objects labels, source path whose hint goes ('': kept),
-#       span members of this video...
-# Returns {status, records, summaries, index members, spans, entries, bridge keys, objects, path hints}; status 1
-# removed (or would be), 0 in flight (nothing changed), -1 no record (its stray index members and objects removed).
+# Two scripts per video, one per hash slot of the cluster layout (one Redis runs both the same way): the
+# camera's first (:data:`_DELETE_VIDEO_CAMERA`: its detections and segment markers), then the control slot's
+# (:data:`_DELETE_VIDEO`: the record and the rest). The record goes last, so a removal that stops between the
+# two is finished by the next try (the camera step finds what is left, or nothing).
+#
+# KEYS: detections stream, detections index, segment markers (the rest)
+# ARGV: dry ('1': count only), span members of this video...
+# Returns {spans, entries, markers}.
+_DELETE_VIDEO_CAMERA = """
+local dry = ARGV[1] == '1'
+local spans, entries, markers = 0, 0, 0
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[2], ARGV[i]) then
+    local first, last = string.match(ARGV[i], '^([^|]+)|([^|]+)|')
+    local found = redis.call('XRANGE', KEYS[1], first, last)
+    spans = spans + 1
+    entries = entries + #found
+    if not dry then
+      local ids = {}
+      for _, entry in ipairs(found) do
+        ids[#ids + 1] = entry[1]
+        if #ids == XDEL_CHUNK then redis.call('XDEL', KEYS[1], unpack(ids)); ids = {} end
+      end
+      if #ids > 0 then redis.call('XDEL', KEYS[1], unpack(ids)) end
+      redis.call('ZREM', KEYS[2], ARGV[i])
+    end
+  end
+end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    markers = markers + 1
+    if not dry then redis.call('DEL', KEYS[i]) end
+  end
+end
+return {spans, entries, markers}
+""".replace("XDEL_CHUNK", str(XDEL_CHUNK))
+
+# KEYS: video, summaries, index time, index camera, retention videos, retention files, inflight, video-objects hash,
+#       objects stream, objects time index, objects camera index, ledger paths, label indexes (ARGV[3] of them),
+#       objects label indexes (ARGV[4] of them), bridge keys of the control slot (the rest)
+# ARGV: video_id, dry ('1': count only), n labels, n objects labels, source path whose hint goes ('': kept)
+# Returns {status, records, summaries, index members, bridge keys, objects, path hints}; status 1 removed (or would
+# be), 0 in flight (nothing changed), -1 no record (its stray index members and objects removed).
 _DELETE_VIDEO = """
 local vid = ARGV[1]
 local dry = ARGV[2] == '1'
 local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'done' and state ~= 'failed' then return {0, 0, 0, 0, 0, 0, 0, 0, 0} end
-local status, records, summaries, members, spans, entries, bridge, objects, hints = 1, 0, 0, 0, 0, 0, 0, 0, 0
+if state and state ~= 'done' and state ~= 'failed' then return {0, 0, 0, 0, 0, 0, 0} end
+local status, records, summaries, members, bridge, objects, hints = 1, 0, 0, 0, 0, 0, 0
 if state then records = 1 else status = -1 end
-local function xdel(stream, ids)
-  local chunk = {}
-  for _, id in ipairs(ids) do
-    chunk[#chunk + 1] = id
-    if #chunk == XDEL_CHUNK then redis.call('XDEL', stream, unpack(chunk)); chunk = {} end
-  end
-  if #chunk > 0 then redis.call('XDEL', stream, unpack(chunk)) end
-end
 local sid = redis.call('HGET', KEYS[1], 'summary_id')
 if sid and sid ~= '' and #redis.call('XRANGE', KEYS[2], sid, sid) > 0 then
   summaries = 1
@@ -91,54 +121,39 @@ if sid and sid ~= '' and #redis.call('XRANGE', KEYS[2], sid, sid) > 0 then
 end
 local nl, nol = tonumber(ARGV[3]), tonumber(ARGV[4])
 local indexes = {KEYS[3], KEYS[4]}
-for i = 15, 14 + nl do indexes[#indexes + 1] = KEYS[i] end
+for i = 13, 12 + nl do indexes[#indexes + 1] = KEYS[i] end
 for _, index in ipairs(indexes) do
   if redis.call('ZSCORE', index, vid) then
     members = members + 1
     if not dry then redis.call('ZREM', index, vid) end
   end
 end
-for i = 6, #ARGV do
-  if redis.call('ZSCORE', KEYS[9], ARGV[i]) then
-    local first, last = string.match(ARGV[i], '^([^|]+)|([^|]+)|')
-    local found = redis.call('XRANGE', KEYS[8], first, last)
-    spans = spans + 1
-    entries = entries + #found
-    if not dry then
-      local ids = {}
-      for _, entry in ipairs(found) do ids[#ids + 1] = entry[1] end
-      xdel(KEYS[8], ids)
-      redis.call('ZREM', KEYS[9], ARGV[i])
-    end
-  end
-end
-local object_indexes = {KEYS[12], KEYS[13]}
-for i = 15 + nl, 14 + nl + nol do object_indexes[#object_indexes + 1] = KEYS[i] end
+local object_indexes = {KEYS[10], KEYS[11]}
+for i = 13 + nl, 12 + nl + nol do object_indexes[#object_indexes + 1] = KEYS[i] end
 local object_ids = {}
-for _, id in ipairs(redis.call('HKEYS', KEYS[10])) do
+for _, id in ipairs(redis.call('HKEYS', KEYS[8])) do
   if id ~= 'run' then object_ids[#object_ids + 1] = id end
 end
 objects = #object_ids
 if not dry then
-  for _, index in ipairs(object_indexes) do
-    for i = 1, #object_ids, XDEL_CHUNK do
-      redis.call('ZREM', index, unpack(object_ids, i, math.min(i + XDEL_CHUNK - 1, #object_ids)))
-    end
+  for i = 1, #object_ids, XDEL_CHUNK do
+    local chunk = {unpack(object_ids, i, math.min(i + XDEL_CHUNK - 1, #object_ids))}
+    for _, index in ipairs(object_indexes) do redis.call('ZREM', index, unpack(chunk)) end
+    redis.call('XDEL', KEYS[9], unpack(chunk))
   end
-  xdel(KEYS[11], object_ids)
-  redis.call('DEL', KEYS[10])
+  redis.call('DEL', KEYS[8])
 end
-for i = 15 + nl + nol, #KEYS do
+for i = 13 + nl + nol, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     bridge = bridge + 1
     if not dry then redis.call('DEL', KEYS[i]) end
   end
 end
 if ARGV[5] ~= '' then
-  local hint = redis.call('HGET', KEYS[14], ARGV[5])
+  local hint = redis.call('HGET', KEYS[12], ARGV[5])
   if hint and string.match(hint, '^[^:]*:[^:]*:(.*)$') == vid then
     hints = 1
-    if not dry then redis.call('HDEL', KEYS[14], ARGV[5]) end
+    if not dry then redis.call('HDEL', KEYS[12], ARGV[5]) end
   end
 end
 if not dry then
@@ -147,7 +162,7 @@ if not dry then
   redis.call('ZREM', KEYS[5], vid)
   redis.call('ZREM', KEYS[6], vid)
 end
-return {status, records, summaries, members, spans, entries, bridge, objects, hints}
+return {status, records, summaries, members, bridge, objects, hints}
 """.replace("XDEL_CHUNK", str(XDEL_CHUNK))
 
 # KEYS: detections stream, detections index; ARGV: dry, members... Returns the entries removed (or that would be).
@@ -280,6 +295,7 @@ class Retention:
         self.config = config
         self.batch = batch
         self._delete = client.register_script(_DELETE_VIDEO)
+        self._delete_camera = client.register_script(_DELETE_VIDEO_CAMERA)
         self._drop_spans = client.register_script(_DROP_SPANS)
         self._counted: set[str] = set()
         self._counted_objects: set[str] = set()
@@ -292,8 +308,15 @@ class Retention:
         Raises :class:`VideoInFlight` (nothing changed) when it is not done or failed, :class:`NoSuchVideo`
         when there is no record and nothing was indexed under its id. ``counted``: detections-index members
         a dry run counted already (left out here).
+
+        Two scripts (see :data:`_DELETE_VIDEO_CAMERA`): a video sent back in flight (``submit --force``) between
+        the read of its record and the second one keeps its record and the rest, but may have lost its earlier
+        runs' detections and segment markers already (the new run writes its own).
         """
         fields: dict[str, str] = self.client.hgetall(self.keys.video(video_id))  # type: ignore[assignment]
+        if fields.get("state") not in (None, "done", "failed"):
+            raise VideoInFlight(
+                f"video {video_id}: still {fields.get('state')}: only a done or failed video is removed")
         camera = fields.get("camera", "")
         labels = [label for label in (fields.get("labels") or "").split(",") if label]
         held = cast(dict[str, str], self.client.hgetall(ObjectKeys.of(self.keys).video(video_id)))
@@ -302,18 +325,24 @@ class Retention:
         members = [m for m in self._spans_of(video_id, camera, fields) if m not in (counted or ())] if camera else []
         gone = fields.get("path", "") if source_gone(fields.get("path", ""), fields.get("root", "")) else ""
         found = find_files(self.config, video_id, camera, segments) if fields else None
-        status, records, summaries, index_members, spans, entries, bridge, objects, hints = (
+        dry = "1" if dry_run else "0"
+        slot_camera = camera or "default"
+        spans, entries, markers = (int(v) for v in self._delete_camera(
+            keys=[self.keys.detections(slot_camera), self.keys.index_detections(slot_camera),
+                  *self.keys.bridge_markers(video_id, segments, slot_camera)],
+            args=[dry, *members]))
+        status, records, summaries, index_members, bridge, objects, hints = (
             int(v) for v in self._delete(
                 keys=self._video_keys(video_id, fields, labels, object_labels, segments),
-                args=[video_id, "1" if dry_run else "0", len(labels), len(object_labels), gone, *members])
+                args=[video_id, dry, len(labels), len(object_labels), gone])
         )
-        if status == 0:
+        if status == 0:  # in flight again since the read (submit --force): its record stays
             raise VideoInFlight(
-                f"video {video_id}: still {fields.get('state')}: only a done or failed video is removed")
+                f"video {video_id}: in flight again: only a done or failed video is removed")
         if status < 0 and not index_members and not objects:
             raise NoSuchVideo(f"video {video_id}: no such video")
         counts: Counter[str] = Counter(videos=records, summaries=summaries, index_members=index_members,
-                                       detection_spans=spans, detections=entries, bridge_keys=bridge,
+                                       detection_spans=spans, detections=entries, bridge_keys=bridge + markers,
                                        objects=objects, path_hints=hints)
         if found is not None and found.paths:
             counts.update(files=found.count, file_bytes=found.bytes)
@@ -323,17 +352,16 @@ class Retention:
 
     def _video_keys(self, video_id: str, fields: dict[str, str], labels: list[str], object_labels: list[str],
                     segments: int) -> list[str]:
-        """The KEYS of :data:`_DELETE_VIDEO` for one video."""
+        """The KEYS of :data:`_DELETE_VIDEO` for one video (all in the control slot)."""
         camera = fields.get("camera") or "default"
         objects = ObjectKeys.of(self.keys)
         return [
             self.keys.video(video_id), self.keys.summaries, self.keys.index_time, self.keys.index_camera(camera),
             self.keys.retention_videos, self.keys.retention_files, self.keys.inflight,
-            self.keys.detections(camera), self.keys.index_detections(camera),
             objects.video(video_id), objects.stream, objects.time, objects.camera(camera), self.keys.paths,
             *(self.keys.index_label(label) for label in labels),
             *(objects.label(label) for label in object_labels),
-            *self.keys.bridge(video_id, fields.get("run") or "1", segments),
+            *self.keys.bridge_control(video_id, fields.get("run") or "1", segments),
         ]
 
     def _spans_of(self, video_id: str, camera: str, fields: dict[str, str]) -> list[str]:
