@@ -6,6 +6,7 @@ such skip goes through :func:`tests.helpers.missing`.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -18,6 +19,19 @@ import pytest
 import redis
 
 from tests.helpers import missing
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """An in-process Celery worker sets the root logger's level (``start_worker`` logs at "error")
+    and handlers for the rest of the process: put them back, so a later test's caplog or doctest
+    sees its warnings whatever ran before it."""
+    root = logging.getLogger()
+    level, handlers, disabled = root.level, list(root.handlers), logging.root.manager.disable
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    logging.disable(disabled)
 
 REDIS_URL = os.environ.get("VIDWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_HOST = os.environ.get("VIDWATCH_TEST_AMQP_HOST", "127.0.0.1:5672")
