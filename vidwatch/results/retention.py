@@ -64,6 +64,25 @@ KINDS = ("videos", "summaries", "index_members", "events", "detections", "detect
          "file_bytes", "bridge_keys", "path_hints")
 DAY_S = 86400.0
 
+# Lua shared by the scripts that remove detections: one index member's span of stream entries
+# (``first_id|last_id|…``), deleted in chunks with its member unless ``dry``; returns how many entries.
+_DROP_SPAN_LUA = """
+local function drop_span(stream, index, member, dry)
+  local first, last = string.match(member, '^([^|]+)|([^|]+)|')
+  local found = redis.call('XRANGE', stream, first, last)
+  if not dry then
+    local ids = {}
+    for _, entry in ipairs(found) do
+      ids[#ids + 1] = entry[1]
+      if #ids == XDEL_CHUNK then redis.call('XDEL', stream, unpack(ids)); ids = {} end
+    end
+    if #ids > 0 then redis.call('XDEL', stream, unpack(ids)) end
+    redis.call('ZREM', index, member)
+  end
+  return #found
+end
+""".replace("XDEL_CHUNK", str(XDEL_CHUNK))
+
 # Two scripts per video, one per hash slot of the cluster layout (one Redis runs both the same way): the
 # camera's first (:data:`_DELETE_VIDEO_CAMERA`: its detections and segment markers), then the control slot's
 # (:data:`_DELETE_VIDEO`: the record and the rest). The record goes last, so a removal that stops between the
@@ -72,24 +91,13 @@ DAY_S = 86400.0
 # KEYS: detections stream, detections index, segment markers (the rest)
 # ARGV: dry ('1': count only), span members of this video...
 # Returns {spans, entries, markers}.
-_DELETE_VIDEO_CAMERA = """
+_DELETE_VIDEO_CAMERA = _DROP_SPAN_LUA + """
 local dry = ARGV[1] == '1'
 local spans, entries, markers = 0, 0, 0
 for i = 2, #ARGV do
   if redis.call('ZSCORE', KEYS[2], ARGV[i]) then
-    local first, last = string.match(ARGV[i], '^([^|]+)|([^|]+)|')
-    local found = redis.call('XRANGE', KEYS[1], first, last)
     spans = spans + 1
-    entries = entries + #found
-    if not dry then
-      local ids = {}
-      for _, entry in ipairs(found) do
-        ids[#ids + 1] = entry[1]
-        if #ids == XDEL_CHUNK then redis.call('XDEL', KEYS[1], unpack(ids)); ids = {} end
-      end
-      if #ids > 0 then redis.call('XDEL', KEYS[1], unpack(ids)) end
-      redis.call('ZREM', KEYS[2], ARGV[i])
-    end
+    entries = entries + drop_span(KEYS[1], KEYS[2], ARGV[i], dry)
   end
 end
 for i = 3, #KEYS do
@@ -166,22 +174,11 @@ return {status, records, summaries, members, bridge, objects, hints}
 """.replace("XDEL_CHUNK", str(XDEL_CHUNK))
 
 # KEYS: detections stream, detections index; ARGV: dry, members... Returns the entries removed (or that would be).
-_DROP_SPANS = """
+_DROP_SPANS = _DROP_SPAN_LUA + """
 local dry = ARGV[1] == '1'
 local entries = 0
 for i = 2, #ARGV do
-  local first, last = string.match(ARGV[i], '^([^|]+)|([^|]+)|')
-  local found = redis.call('XRANGE', KEYS[1], first, last)
-  entries = entries + #found
-  if not dry then
-    local ids = {}
-    for _, entry in ipairs(found) do
-      ids[#ids + 1] = entry[1]
-      if #ids == XDEL_CHUNK then redis.call('XDEL', KEYS[1], unpack(ids)); ids = {} end
-    end
-    if #ids > 0 then redis.call('XDEL', KEYS[1], unpack(ids)) end
-    redis.call('ZREM', KEYS[2], ARGV[i])
-  end
+  entries = entries + drop_span(KEYS[1], KEYS[2], ARGV[i], dry)
 end
 return entries
 """.replace("XDEL_CHUNK", str(XDEL_CHUNK))
